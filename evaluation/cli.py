@@ -1,0 +1,21 @@
+"""``m2d-eval``: every evaluation command. Each sub-command lives in its own module and is imported lazily."""
+from __future__ import annotations
+
+import click
+
+from m2d_hear.lazy_group import LazyGroup
+
+# name -> "module:click command". Add a line here to register a new sub-command.
+COMMANDS = {
+    "validate": "evaluation.hear_validate:validate",
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS)
+@click.version_option(package_name="m2d-hear")
+def main():
+    """Evaluate M2D representations (EVAR linear probe and fine-tuning, HEAR tasks, result tables)."""
+
+
+if __name__ == "__main__":
+    main()

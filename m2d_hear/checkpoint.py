@@ -1,0 +1,172 @@
+"""Reading every released M2D weight format, and ours, into an encoder.
+
+Formats (all may or may not carry ``norm_stats``):
+
+- full training checkpoints ``{'model': state_dict, 'args': argparse.Namespace, 'optimizer', ...}`` whose state
+  also holds the predictor (``decoder_*``, ``mask_token``) and target (``target_*``) weights, which are dropped;
+- encoder-only state dicts (``*_enconly``);
+- EVAR fine-tuned state dicts (``module.ar.runtime.backbone.*`` plus ``module.head.*``);
+- runtime-wrapped state dicts (``backbone.*``);
+- M2D-CLAP checkpoints (the audio encoder plus ``audio_proj.*``; text-side keys are dropped);
+- ``.safetensors`` files holding any of the bare state dicts above.
+
+The configuration comes from the folder name (see :mod:`m2d_hear.config`); the tensors are checked against it.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .config import ConfigNameError, ModelConfig, config_for_file
+from .vit import DEFAULT_NORM_STATS, ViTEncoder, ViTSize, size_from_model_name
+
+EVAR_PREFIX = "module.ar.runtime.backbone."
+RUNTIME_PREFIX = "backbone."
+HEAD_PREFIX = "module.head."
+
+
+class CheckpointError(ValueError):
+    """A weight file that cannot be read, or whose tensors do not fit its configuration."""
+
+
+@dataclass
+class Checkpoint:
+    """The encoder-relevant content of one weight file."""
+
+    path: Path
+    config: ModelConfig
+    encoder_state: dict[str, torch.Tensor]
+    projector_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    head_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    args: object | None = None
+    has_norm_stats: bool = True
+    dropped: list[str] = field(default_factory=list)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder_state["pos_embed"].shape[-1]
+
+    @property
+    def vit_size(self) -> ViTSize:
+        depth = 1 + max((int(k.split(".")[1]) for k in self.encoder_state if k.startswith("blocks.")), default=-1)
+        dim = self.embed_dim
+        hidden = self.encoder_state["blocks.0.mlp.fc1.weight"].shape[0] if depth else 4 * dim
+        named = size_from_model_name(self.config.model_cls)
+        heads = named.num_heads if named and named.embed_dim == dim else max(1, dim // 64)
+        return ViTSize(dim, depth, heads, hidden / dim)
+
+
+def read_weight_file(path: str | Path) -> dict:
+    """Load a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file to a dict, with one clear error on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weight file; check the path (weights are never downloaded)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as err:  # noqa: BLE001 - re-raised with the file name and a fix
+            raise CheckpointError(f"{path}: not a readable safetensors file ({err}); re-download or re-export it")
+    try:
+        # Full checkpoints pickle their run arguments as an argparse.Namespace; allow that class and nothing else.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as safe_err:  # noqa: BLE001
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err}); "
+                                  "the file may be truncated: re-download it") from None
+        del safe_err
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a state dict or a {{'model': ...}} checkpoint, got {type(obj).__name__}")
+    return obj
+
+
+def split_state(raw: dict) -> tuple[dict, dict, dict, object | None, list[str]]:
+    """Normalise key prefixes; return (encoder, projector, head, args, dropped keys)."""
+    args = raw.get("args")
+    state = raw["model"] if isinstance(raw.get("model"), dict) else raw
+    if any(k.startswith(RUNTIME_PREFIX) for k in state):
+        state = {k[len(RUNTIME_PREFIX):]: v for k, v in state.items() if k.startswith(RUNTIME_PREFIX)}
+    state = {k.replace(EVAR_PREFIX, ""): v for k, v in state.items()}
+    encoder, projector, head, dropped = {}, {}, {}, []
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            dropped.append(key)
+        elif key in ("cls_token", "pos_embed", "norm_stats") or re.match(r"^(patch_embed|blocks|norm)\.", key):
+            encoder[key] = value
+        elif key.startswith("audio_proj."):
+            projector[key] = value
+        elif key.startswith(HEAD_PREFIX):
+            head[key[len(HEAD_PREFIX):]] = value
+        else:  # decoder_*, target_*, mask_token, offline_predictor, text side, EVAR front-end buffers ...
+            dropped.append(key)
+    return encoder, projector, head, args, dropped
+
+
+def read_checkpoint(path: str | Path, config: str | ModelConfig | None = None) -> Checkpoint:
+    """Read and validate a weight file; ``config`` overrides the folder-name configuration (renamed files)."""
+    path = Path(path)
+    try:
+        cfg = config_for_file(path, config)
+    except ConfigNameError as err:
+        raise CheckpointError(str(err)) from None
+    encoder, projector, head, args, dropped = split_state(read_weight_file(path))
+    has_stats = "norm_stats" in encoder
+    if not has_stats:
+        encoder["norm_stats"] = torch.tensor(DEFAULT_NORM_STATS)
+    ckpt = Checkpoint(path, cfg, encoder, projector, head, args, has_stats, dropped)
+    check_shapes(ckpt)
+    return ckpt
+
+
+def expected_shapes(cfg: ModelConfig, dim: int) -> dict[str, tuple[int, ...]]:
+    n_freq, n_time = cfg.grid_size
+    return {
+        "pos_embed": (1, 1 + n_freq * n_time, dim),
+        "cls_token": (1, 1, dim),
+        "patch_embed.proj.weight": (dim, 1, *cfg.patch_size),
+        "patch_embed.proj.bias": (dim,),
+        "norm.weight": (dim,),
+        "norm_stats": (2,),
+    }
+
+
+def check_shapes(ckpt: Checkpoint) -> None:
+    state, cfg, name = ckpt.encoder_state, ckpt.config, ckpt.path
+    missing = [k for k in ("pos_embed", "cls_token", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight",
+                           "norm.weight") if k not in state]
+    if missing:
+        raise CheckpointError(f"{name}: not an M2D encoder checkpoint: missing {', '.join(missing)} "
+                              f"(found {len(state)} encoder tensors, {len(ckpt.dropped)} other keys)")
+    dim = ckpt.embed_dim
+    for key, shape in expected_shapes(cfg, dim).items():
+        if key in state and tuple(state[key].shape) != shape:
+            raise CheckpointError(
+                f"{name}: {key} has shape {tuple(state[key].shape)} but configuration "
+                f"{cfg.folder_name('*')} (input {cfg.input_size[0]}x{cfg.input_size[1]}, patch "
+                f"{cfg.patch_size[0]}x{cfg.patch_size[1]}) needs {shape}; fix the folder name or pass config=...")
+
+
+def build_encoder_from(ckpt: Checkpoint) -> ViTEncoder:
+    size = ckpt.vit_size
+    encoder = ViTEncoder(ckpt.config.input_size, ckpt.config.patch_size, size.embed_dim, size.depth,
+                         size.num_heads, size.mlp_ratio)
+    state = {k: v.float() for k, v in ckpt.encoder_state.items()}
+    try:
+        result = encoder.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # size mismatches inside the blocks
+        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
+        raise CheckpointError(f"{ckpt.path}: {detail}") from None
+    if result.missing_keys or result.unexpected_keys:
+        problems = [f"missing {result.missing_keys[:4]}"] if result.missing_keys else []
+        problems += [f"unexpected {result.unexpected_keys[:4]}"] if result.unexpected_keys else []
+        raise CheckpointError(f"{ckpt.path}: encoder tensors do not match a {size.depth}-block, {size.embed_dim}-d "
+                              f"ViT: {'; '.join(problems)}")
+    return encoder

@@ -1,0 +1,23 @@
+"""Where the project's default model lives.
+
+The default is a small M2D pre-trained by our own ``m2d-pretrain`` (see ``results/default_model/``), shipped
+inside the package under ``m2d_hear/weights/<official-style folder name>/``. ``M2D_DEFAULT_WEIGHTS`` overrides it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+ENV_VAR = "M2D_DEFAULT_WEIGHTS"
+
+
+def default_weight_file() -> Path:
+    """The default weight file: ``$M2D_DEFAULT_WEIGHTS`` if set, else the one shipped in ``m2d_hear/weights``."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    found = sorted(WEIGHTS_DIR.glob("*/*.pth")) + sorted(WEIGHTS_DIR.glob("*/*.safetensors"))
+    if not found:
+        raise FileNotFoundError(
+            f"no default M2D weights under {WEIGHTS_DIR}; pass a weight file path, or set {ENV_VAR}")
+    return found[-1]

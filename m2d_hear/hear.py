@@ -1,0 +1,73 @@
+"""The HEAR 2021 API: ``load_model``, ``get_scene_embeddings``, ``get_timestamp_embeddings``.
+
+Audio is a float32 tensor ``[n_sounds, n_samples]`` on the model's device, mono, in [-1, 1]. Embeddings equal the
+official M2D runtime's: scene = mean of the frame embeddings; timestamps (ms) = ``i * duration / n_frames``.
+``load_model(path, timestamp_hop_ms=40)`` gives a finer, interleaved timestamp grid (see
+:meth:`m2d_hear.runtime.M2D.shifted_frame_embeddings`). Audio shorter than one FFT window is zero-padded at the end
+to one window (25 ms); empty, non-finite, integer or wrongly shaped audio raises ``ValueError`` naming the problem.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .default import default_weight_file
+from .runtime import M2D, load_m2d
+
+
+def load_model(model_file_path: str = "", config: str | None = None, timestamp_hop_ms: float | None = None,
+               device: str | None = None, **kwargs) -> M2D:
+    """Load an M2D weight file as a HEAR model.
+
+    Args:
+        model_file_path: a weight file in any official layout or ours. Empty: the project's default model
+            (``m2d_hear.default``), pre-trained by ``m2d-pretrain`` and shipped in the package.
+        config: override of the configuration normally read from the parent folder name.
+        timestamp_hop_ms: timestamp hop for ``get_timestamp_embeddings``; None keeps the official frame rate
+            (160 ms for 16x16 patches).
+        device: move the model there (HEAR runners move it themselves).
+    """
+    path = Path(model_file_path) if model_file_path else default_weight_file()
+    model = load_m2d(path, config=config, **kwargs)
+    model.timestamp_hop_ms = timestamp_hop_ms
+    return model.to(device) if device else model
+
+
+def _checked(audio, model: M2D) -> torch.Tensor:
+    if not isinstance(audio, torch.Tensor):
+        raise ValueError(f"audio must be a torch.Tensor [n_sounds, n_samples], got {type(audio).__name__}")
+    if audio.ndim != 2:
+        raise ValueError(f"audio must be [n_sounds, n_samples] (mono, batched), got shape {tuple(audio.shape)}; "
+                         "mix multi-channel audio down and add a batch dimension")
+    if not audio.is_floating_point():
+        raise ValueError(f"audio must be float in [-1, 1], got {audio.dtype}; divide integer PCM by its full scale")
+    if audio.shape[0] == 0 or audio.shape[1] == 0:
+        raise ValueError(f"audio is empty (shape {tuple(audio.shape)})")
+    if not torch.isfinite(audio).all():
+        raise ValueError("audio contains NaN or inf; clean the input (e.g. torch.nan_to_num) before embedding")
+    device = next(model.parameters()).device
+    if audio.device != device:
+        raise ValueError(f"audio is on {audio.device} but the model is on {device}; move one of them")
+    audio = audio.to(torch.float32)
+    n_fft = model.frontend.config.n_fft
+    if audio.shape[1] < n_fft:
+        audio = torch.nn.functional.pad(audio, (0, n_fft - audio.shape[1]))
+    return audio
+
+
+@torch.no_grad()
+def get_scene_embeddings(audio: torch.Tensor, model: M2D) -> torch.Tensor:
+    """``[n_sounds, scene_embedding_size]`` float32 clip embeddings."""
+    return model.scene_embeddings(_checked(audio, model)).float()
+
+
+@torch.no_grad()
+def get_timestamp_embeddings(audio: torch.Tensor, model: M2D) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([n_sounds, n_timestamps, timestamp_embedding_size], [n_sounds, n_timestamps])``, timestamps in ms."""
+    n_samples = audio.shape[-1] if isinstance(audio, torch.Tensor) and audio.ndim == 2 else None
+    checked = _checked(audio, model)
+    emb, ts = model.timestamp_embeddings(checked)
+    if n_samples is not None and checked.shape[-1] != n_samples:  # padded short input: keep times inside the clip
+        ts = ts.clamp(max=n_samples / model.sample_rate * 1000.0)
+    return emb.float(), ts.float()

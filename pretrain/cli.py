@@ -1,0 +1,21 @@
+"""``m2d-pretrain``: prepare log-mel data, train M2D, export encoder weights."""
+from __future__ import annotations
+
+import click
+
+from m2d_hear.lazy_group import LazyGroup
+
+# name -> "module:click command". Add a line here to register a new sub-command.
+COMMANDS = {
+    "init": "pretrain.init_weights:init",
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS)
+@click.version_option(package_name="m2d-hear")
+def main():
+    """Pre-train Masked Modeling Duo (M2D) on audio files."""
+
+
+if __name__ == "__main__":
+    main()
