@@ -1,0 +1,96 @@
+"""The task interface shared by every evaluation protocol (linear probe, fine-tuning, mini benchmark).
+
+A task is a list of labelled audio clips with their split (or fold) plus the few protocol facts the
+evaluators need: the class vocabulary, single- or multi-label, the metric and the clip length the
+protocol crops or pads to. ``TaskData.rounds()`` turns fixed splits or leave-one-fold-out folds into
+the train/valid/test rounds an evaluator iterates over.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPLITS = ("train", "valid", "test")
+METRICS = ("accuracy", "mAP")
+
+
+class DatasetError(ValueError):
+    """A dataset is missing, incomplete or malformed. The message is one line naming the path and the fix."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled audio file."""
+
+    path: Path                 # absolute path of an audio file (decoded by m2d_hear.audio.read_audio)
+    labels: tuple[str, ...]    # one label for single-label tasks, zero or more for multi-label
+    split: str                 # 'train' | 'valid' | 'test', or a fold name such as 'fold1'
+
+    @property
+    def label(self) -> str:
+        """The single label of a single-label clip."""
+        if len(self.labels) != 1:
+            raise ValueError(f"{self.path}: expected exactly one label, got {list(self.labels)}")
+        return self.labels[0]
+
+
+@dataclass
+class Round:
+    """One train/valid/test evaluation round: a fold of a leave-one-fold-out task, or 'main'."""
+
+    name: str                  # 'fold1'.. or 'main'
+    train: list[Clip]
+    valid: list[Clip] | None   # None where the task has no validation split (the caller carves one out)
+    test: list[Clip]
+
+
+@dataclass
+class TaskData:
+    """A task: its clips, label vocabulary and protocol constants."""
+
+    name: str
+    clips: list[Clip]
+    classes: list[str]         # sorted label vocabulary
+    multilabel: bool
+    metric: str                # 'accuracy' or 'mAP'
+    unit_sec: float            # clip length the protocol crops/pads to
+    folds: list[str] | None = None   # fold names for leave-one-fold-out tasks, else None
+    source: str = ""           # where the task was read from (a folder or a CSV), for messages and logs
+    missing: list[Path] = field(default_factory=list)   # files skipped with --skip-missing
+
+    def __post_init__(self):
+        if self.metric not in METRICS:
+            raise ValueError(f"task {self.name}: metric must be one of {METRICS}, got {self.metric!r}")
+        if not self.multilabel:
+            bad = [c for c in self.clips if len(c.labels) != 1]
+            if bad:
+                raise DatasetError(f"task {self.name}: single-label task but {bad[0].path} has labels "
+                                   f"{list(bad[0].labels)}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> list[Clip]:
+        """The clips of one split or fold, in task order."""
+        return [c for c in self.clips if c.split == name]
+
+    def class_index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.classes)}
+
+    def rounds(self) -> list[Round]:
+        """One Round per fold (test = that fold, train = the other folds, no valid) or one 'main' Round."""
+        if self.folds:
+            return [Round(name=f, train=[c for c in self.clips if c.split != f], valid=None,
+                          test=self.split(f)) for f in self.folds]
+        train, valid, test = self.split("train"), self.split("valid"), self.split("test")
+        if not train or not test:
+            raise DatasetError(f"task {self.name}: needs 'train' and 'test' clips, found "
+                               f"{len(train)} train / {len(test)} test in {self.source or 'the task'}")
+        return [Round(name="main", train=train, valid=valid or None, test=test)]
+
+    def summary(self) -> str:
+        parts = [f"{s}={len(self.split(s))}" for s in (self.folds or SPLITS) if self.split(s)]
+        kind = "multi-label" if self.multilabel else "single-label"
+        return (f"{self.name}: {len(self.clips)} clips ({', '.join(parts)}), {self.num_classes} classes, "
+                f"{kind}, {self.metric}, {self.unit_sec:g} s")
