@@ -56,7 +56,8 @@ class TaskData:
     unit_sec: float            # clip length the protocol crops/pads to
     folds: list[str] | None = None   # fold names for leave-one-fold-out tasks, else None
     source: str = ""           # where the task was read from (a folder or a CSV), for messages and logs
-    missing: list[Path] = field(default_factory=list)   # files skipped with --skip-missing
+    missing: list[Path] = field(default_factory=list)   # listed files absent (skipped with --skip-missing)
+    class_names: dict[str, str] = field(default_factory=dict)   # label -> display name, where the dataset has one
 
     def __post_init__(self):
         if self.metric not in METRICS:

@@ -1,0 +1,87 @@
+"""A generic task from an EVAR-style metadata CSV: ``csv:/path/meta.csv``.
+
+Columns ``file_name,label,split`` (split = train/valid/test) or ``file_name,label,fold`` (leave-one-fold-out);
+``file_name`` is relative to the CSV's folder; multi-label rows join labels with ``;`` (an empty label means none).
+Protocol facts come from an optional first line ``# unit_sec=4.0[, multilabel=true][, metric=mAP][, name=x]`` or
+from a sibling ``task.json`` with the same keys (the JSON wins). ``unit_sec`` is required.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from evaluation.tasks.base import SPLITS, Clip, DatasetError, TaskData
+from evaluation.tasks.layout import check_vocabulary, require, split_missing, vocabulary
+
+HELP = ("a task CSV needs columns file_name,label and split (train/valid/test) or fold, and unit_sec given by a "
+        "first line '# unit_sec=4.0' or a task.json beside it")
+MULTI_SEP = ";"
+
+
+def parse_bool(value) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
+
+
+def read_settings(path: Path) -> dict:
+    """Settings from the CSV's leading comment line and a sibling task.json."""
+    settings: dict = {}
+    with open(path, encoding="utf-8") as f:
+        first = f.readline().strip()
+    if first.startswith("#"):
+        for item in first[1:].replace(";", ",").split(","):
+            if "=" in item:
+                key, value = item.split("=", 1)
+                settings[key.strip()] = value.strip()
+    side = path.parent / "task.json"
+    if side.is_file():
+        try:
+            settings.update(json.loads(side.read_text()))
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"{side}: not valid JSON ({err.msg} at line {err.lineno}); fix or remove it") from None
+    return settings
+
+
+def read(path: Path, skip_missing: bool = False) -> TaskData:
+    path = Path(path).resolve()
+    require(path, "task CSV", HELP)
+    settings = read_settings(path)
+    try:
+        table = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DatasetError(f"{path}: cannot parse the CSV ({str(err).splitlines()[0]}); {HELP}") from None
+    has = set(table.columns)
+    if not {"file_name", "label"} <= has or not ({"split", "fold"} & has):
+        raise DatasetError(f"{path}: columns are {sorted(has)}; {HELP}")
+    if "unit_sec" not in settings:
+        raise DatasetError(f"{path}: unit_sec is not given; {HELP}")
+    try:
+        unit_sec = float(settings["unit_sec"])
+    except ValueError:
+        raise DatasetError(f"{path}: unit_sec={settings['unit_sec']!r} is not a number") from None
+    multilabel = parse_bool(settings.get("multilabel", any(MULTI_SEP in v for v in table.label)))
+    metric = settings.get("metric", "mAP" if multilabel else "accuracy")
+    if metric not in ("accuracy", "mAP"):
+        raise DatasetError(f"{path}: metric must be 'accuracy' or 'mAP', got {metric!r}")
+    if "split" in has:
+        bad = sorted(set(table.split) - set(SPLITS))
+        if bad:
+            raise DatasetError(f"{path}: split values {bad} are not train/valid/test; {HELP}")
+        splits, folds = list(table.split), None
+    else:
+        splits = [v if v.startswith("fold") else f"fold{v}" for v in table.fold]
+        folds = sorted(set(splits), key=lambda s: (len(s), s))
+    paths = [path.parent / name for name in table.file_name]
+    present, missing = split_missing(settings.get("name", path.stem), paths, skip_missing,
+                                     f"check the file_name column of {path}")
+    if multilabel:
+        labels = [tuple(x.strip() for x in v.split(MULTI_SEP) if x.strip()) for v in table.label]
+    else:
+        labels = [(v.strip(),) for v in table.label]
+    clips = [Clip(p, lab, s) for p, lab, s, ok in zip(paths, labels, splits, present) if ok]
+    name = str(settings.get("name", path.stem))
+    classes = vocabulary(clips, folds)
+    check_vocabulary(name, clips, classes, multilabel, str(path))
+    return TaskData(name, clips, classes, multilabel=multilabel, metric=metric, unit_sec=unit_sec, folds=folds,
+                    source=str(path), missing=missing)
