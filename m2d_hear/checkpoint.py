@@ -129,9 +129,9 @@ def read_checkpoint(path: str | Path, config: str | ModelConfig | None = None) -
 def expected_shapes(cfg: ModelConfig, dim: int) -> dict[str, tuple[int, ...]]:
     n_freq, n_time = cfg.grid_size
     return {
+        "patch_embed.proj.weight": (dim, 1, *cfg.patch_size),
         "pos_embed": (1, 1 + n_freq * n_time, dim),
         "cls_token": (1, 1, dim),
-        "patch_embed.proj.weight": (dim, 1, *cfg.patch_size),
         "patch_embed.proj.bias": (dim,),
         "norm.weight": (dim,),
         "norm_stats": (2,),

@@ -171,6 +171,9 @@ class M2D(nn.Module):
         if self.audio_proj is None:
             raise ValueError("this checkpoint has no audio_proj: it is not an M2D-CLAP model")
         x = self.encode(audio)
+        # Both projectors pool over the set of tokens (no positions), so token order does not matter and the
+        # frequency-stacked frames can be viewed as tokens.
+        x = x.reshape(x.shape[0], -1, self.encoder.embed_dim)
         if not getattr(self.audio_proj, "pools_itself", False):
             x = x.mean(dim=1)
         return self.audio_proj(x)
