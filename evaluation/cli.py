@@ -8,6 +8,13 @@ from m2d_hear.lazy_group import LazyGroup
 # name -> "module:click command". Add a line here to register a new sub-command.
 COMMANDS = {
     "validate": "evaluation.hear_validate:validate",
+    "tasks": "evaluation.tasks_command:tasks",
+    "linear": "evaluation.linear_command:linear",
+    "all": "evaluation.all_command:all_",
+    "table": "evaluation.table_command:table",
+    "hear-embed": "evaluation.hear.embed:hear_embed",
+    "hear-predict": "evaluation.hear.predict:hear_predict",
+    "hear-leaderboard": "evaluation.hear.leaderboard:hear_leaderboard",
 }
 
 
