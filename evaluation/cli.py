@@ -8,6 +8,7 @@ from m2d_hear.lazy_group import LazyGroup
 # name -> "module:click command". Add a line here to register a new sub-command.
 COMMANDS = {
     "validate": "evaluation.hear_validate:validate",
+    "finetune": "evaluation.finetune_command:finetune",
     "tasks": "evaluation.tasks_command:tasks",
     "linear": "evaluation.linear_command:linear",
     "all": "evaluation.all_command:all_",

@@ -51,7 +51,8 @@ class Recipe:
             raise ValueError(f"recipe {self.name}: token_mask must be in [0, 1), got {self.token_mask}")
 
     def override(self, **changes) -> "Recipe":
-        """A copy with the given (non-None) fields changed; a changed published recipe is no longer 'published'."""
+        """A copy with the given (non-None) fields changed; a changed published (or EVAR-default) recipe becomes
+        ``source='ours'`` with a note of what changed."""
         changes = {k: v for k, v in changes.items() if v is not None}
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
@@ -59,7 +60,7 @@ class Recipe:
         if not changes:
             return self
         new = replace(self, **changes)
-        if new.key() != self.key() and self.source == "published" and "source" not in changes:
+        if new.key() != self.key() and self.source != "ours" and "source" not in changes:
             new = replace(new, source="ours", notes=f"{self.name} recipe with overrides {changes}")
         return new
 

@@ -53,47 +53,76 @@ class FinetuneSummary:
 
 
 def weights_id(weights: str | Path) -> str:
-    """``<parent folder>-<file stem>``, like EVAR's run ids."""
+    """``<parent folder>-<file stem>``, like EVAR's run ids (a folder-name-safe label)."""
     p = Path(weights)
     return f"{p.parent.name}-{p.stem}" if p.parent.name else p.stem
+
+
+def weights_label(weights: str | Path) -> str:
+    """The ``weights`` column of ``scores.csv``: ``<parent folder>/<file stem>`` (as the linear probe writes)."""
+    p = Path(weights)
+    return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
 
 
 def run_dir_for(out_dir: Path, task: str, weights: str | Path, recipe: Recipe, seed: int, rnd: str) -> Path:
     return Path(out_dir) / task / weights_id(weights) / f"{recipe.name}-{recipe.key()}" / f"seed{seed}" / rnd
 
 
-def score_rows(summary: FinetuneSummary) -> list[dict]:
+def protocol_for(rule: str) -> str:
+    """``finetune`` for the papers' selection (valid split, or best test epoch without one); the validation
+    carve-out gets its own protocol name so that tables never mix the two rules."""
+    return PROTOCOL + "-carve" if rule == "carve" else PROTOCOL
+
+
+def score_rows(summary: "FinetuneSummary", run_file: str = "") -> list[dict]:
     """One row per (seed, round) in the shared ``scores.csv`` columns."""
-    return [{"weights": summary.weights, "task": r.task, "protocol": PROTOCOL, "seed": r.seed, "fold": r.round,
-             "metric": r.metric, "score": r.score} for r in summary.results]
+    rows = []
+    for r in summary.results:
+        rows.append({"weights": weights_label(summary.weights), "task": r.task, "protocol": protocol_for(r.rule),
+                     "seed": r.seed, "fold": r.round, "metric": r.metric, "score": r.score,
+                     "best_epoch": r.best_epoch, "n_train": r.n_train, "n_test": r.n_test, "run": run_file})
+    return rows
 
 
-def append_scores(rows: list[dict], path: str | Path) -> None:
-    """Append rows to a scores CSV (the shared ``evaluation.scores`` writer when present)."""
+def append_scores(rows: list[dict], folder: str | Path) -> Path:
+    """Add rows to ``folder/scores.csv`` with the shared writer (``evaluation.scores``), or, where that module is
+    absent, with the same columns, replacing rows of the same key."""
     try:
-        from evaluation.scores import append_rows  # the linear-probe engineer's shared writer
+        from evaluation import scores as shared
     except ImportError:
-        append_rows = None
-    if append_rows is not None:
-        append_rows(rows, path)
-        return
+        shared = None
+    if shared is not None:
+        known = {f for f in shared.COLUMNS}
+        return shared.append_scores(folder, [shared.ScoreRow(**{k: v for k, v in r.items() if k in known})
+                                             for r in rows])
+    import os
+
     import pandas as pd
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows, columns=["weights", "task", "protocol", "seed", "fold", "metric", "score"])
-    frame.to_csv(path, mode="a", header=not path.exists() or path.stat().st_size == 0, index=False)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "scores.csv"
+    key = ["weights", "task", "protocol", "seed", "fold"]
+    frame = pd.DataFrame(rows)
+    if path.is_file():
+        frame = pd.concat([pd.read_csv(path, dtype={"fold": str}), frame], ignore_index=True)
+    frame = frame.drop_duplicates(subset=key, keep="last")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
 
 
 def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, recipe: Recipe | None = None,
                  seeds=DEFAULT_SEEDS, opts: TrainOptions | None = None, resume: bool = False,
-                 scores_csv: str | Path | None = None, rounds: list[str] | None = None,
+                 scores_dir: str | Path | None = None, rounds: list[str] | None = None,
                  info: D.DistInfo | None = None) -> FinetuneSummary:
     """Fine-tune ``weights`` on every round (fold) of ``task_data`` for each seed.
 
     recipe: default :func:`recipes.recipe_for` the task name. opts: how to run (device, workers, no-valid rule);
     its seed is replaced by each of ``seeds``. rounds: restrict to these round names (e.g. one fold).
-    scores_csv: append one row per (seed, round) with protocol ``finetune``. Returns the per-seed means (a seed's
+    scores_dir: append one row per (seed, round) to ``scores_dir/scores.csv`` (protocol ``finetune``, or
+    ``finetune-carve`` under the carve-out rule). Returns the per-seed means (a seed's
     score is the mean over its rounds) and every round's result.
     """
     recipe = recipe or recipe_for(task_data.name)
@@ -121,8 +150,22 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
     summary = FinetuneSummary(task_data.name, str(weights), task_data.metric, recipe, rule, seed_scores, results)
     if info.is_main:
         summary_path = Path(out_dir) / task_data.name / weights_id(weights) / f"{recipe.name}-{recipe.key()}"
-        recorded = (summary_path / "summary.json").exists()  # a resumed, already recorded job: no duplicate rows
         write_json(summary.to_dict(), summary_path / "summary.json")
-        if scores_csv is not None and not recorded:
-            append_scores(score_rows(summary), scores_csv)
+        if scores_dir is not None:
+            run_file = summary_path / "summary.json"
+            try:
+                run_file = run_file.resolve().relative_to(Path(scores_dir).resolve())
+            except ValueError:
+                pass
+            append_scores(score_rows(summary, str(run_file)), scores_dir)
+    return summary
+
+
+def evaluate_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, device: str | None = None,
+                      seeds=DEFAULT_SEEDS, resume: bool = True, **options) -> FinetuneSummary:
+    """The ``m2d-eval all`` hook: fine-tune with the task's recipe, runs under ``out_dir/finetune``, rows appended
+    to ``out_dir/scores.csv``. ``resume`` defaults to True so that a re-run of ``all`` continues or reuses runs."""
+    opts = TrainOptions(device=device, **options)
+    summary = run_finetune(task_data, weights, Path(out_dir) / "finetune", seeds=seeds, opts=opts, resume=resume,
+                           scores_dir=out_dir)
     return summary

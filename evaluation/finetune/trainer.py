@@ -36,12 +36,13 @@ from tqdm import tqdm
 from m2d_hear.audio import AudioError
 from m2d_hear.export import atomic_save
 
+from evaluation.metrics import score
 from evaluation.tasks.base import Clip, DatasetError, Round, TaskData
 
 from . import distributed as D
 from .augment import StepRandom, mixup, random_resized_crop, spec_augment
 from .data import ClipDataset, EvalBatches, TrainBatches, balanced_weights, label_matrix, make_loader
-from .metrics import loss_multi_label, loss_single_label, score
+from .losses import loss_multi_label, loss_single_label
 from .model import FineTuneModel, build_model
 from .optim import CosineSchedule, build_optimizer, set_lr
 from .recipes import Recipe
@@ -91,6 +92,8 @@ class RoundResult:
     recipe: str
     recipe_source: str
     run_dir: str
+    n_train: int = 0
+    n_test: int = 0
     history: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -258,7 +261,7 @@ class Trainer:
 
     def evaluate(self, split: str) -> float:
         logits, targets = self.predict(split)
-        return score(self.task.metric, logits, targets)
+        return score(self.task.metric, targets, logits)
 
     # --------------------------------------------------------------------------------------- checkpoints
     def training_state(self, epoch: int, best: dict, history: list) -> dict:
@@ -405,7 +408,8 @@ def _train_round(task, rnd, weights, recipe, run_dir, opts, resume, info, stop_a
     log.info(f"{task.name} {rnd.name} seed {opts.seed}: test {task.metric} {final:.5f} "
              f"(epoch {best['epoch']} chosen by {trainer.rule})")
     result = RoundResult(task.name, rnd.name, opts.seed, task.metric, float(final), trainer.rule, best["epoch"],
-                         float(best["score"]), recipe.epochs, recipe.name, recipe.source, str(run_dir), history)
+                         float(best["score"]), recipe.epochs, recipe.name, recipe.source, str(run_dir),
+                         len(trainer.splits["train"]), len(trainer.splits["test"]), history)
     if info.is_main:
         write_json(result.to_dict(), run_dir / "result.json")
     D.barrier(info)

@@ -1,0 +1,105 @@
+"""``m2d-eval finetune``: fine-tune a weight file on one task with the papers' recipe (or overrides).
+
+Several GPUs: ``torchrun --nproc_per_node=4 -m evaluation.cli finetune --task as20k --weights W`` (DDP; the batch
+size is the global batch, split across the processes).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DEFAULT_OUT = Path("results") / "m2d-eval"
+
+
+def _recipe_names():
+    from evaluation.finetune.recipes import RECIPES
+
+    return sorted(RECIPES)
+
+
+@click.command()
+@click.option("--task", "task_name", required=True,
+              help="us8k, vc1, gtzan, gtzan_hear10fold, spcv2, as20k, csv:/path/meta.csv or hear:/path/task_folder")
+@click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="M2D weight file (official layouts or ours)")
+@click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
+              help="the dataset folder itself (overrides --data-root)")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder holding the datasets [default: $M2D_DATA or ./data]")
+@click.option("--skip-missing", is_flag=True, help="train without listed audio files that are absent")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="results folder: scores.csv, and runs under OUT/finetune/")
+@click.option("--seed", "seeds", multiple=True, type=int, help="seed (repeatable) [default: 43, 44, 45]")
+@click.option("--fold", "folds", multiple=True, help="only these rounds (e.g. fold1; repeatable) [default: all]")
+@click.option("--recipe", "recipe_name", default=None,
+              help="recipe to start from [default: the task's own; 'default' = EVAR config defaults]")
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw", "lars"]), default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--epochs", type=click.IntRange(1), default=None)
+@click.option("--warmup-epochs", type=click.FloatRange(0), default=None)
+@click.option("--batch-size", type=click.IntRange(2), default=None, help="global batch size")
+@click.option("--mixup", type=click.FloatRange(0), default=None, help="Beta(a, a) parameter; 0 disables")
+@click.option("--freq-mask", type=click.IntRange(0), default=None, help="SpecAugment frequency mask width")
+@click.option("--time-mask", type=click.IntRange(0), default=None, help="SpecAugment time mask width")
+@click.option("--rrc/--no-rrc", default=None, help="random resized crop")
+@click.option("--token-mask", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="structured token masking ratio (>0 switches to flat features)")
+@click.option("--token-mask-variant", type=click.Choice(["rows_cols", "official"]), default=None)
+@click.option("--dur-frames", type=click.IntRange(1), default=None,
+              help="encode each clip as one sequence of this many frames")
+@click.option("--freeze-embed/--no-freeze-embed", default=None, help="freeze the patch embedding")
+@click.option("--no-valid", "no_valid", type=click.Choice(["best-test", "carve"]), default="best-test",
+              show_default=True,
+              help="selection without a validation split: best test epoch (papers' rule) or a 10% train carve-out")
+@click.option("--resume", is_flag=True, help="continue killed runs (and reuse finished ones) under OUT")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(0),
+              help="audio decoding worker processes per loader")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto = bf16 autocast on CUDA, fp32 on CPU (the papers trained in fp32)")
+@click.option("--eval-batch-size", type=click.IntRange(1), default=None)
+@click.option("--config", "config_name", default=None,
+              help="model configuration name for a renamed weight file, e.g. m2d_vit_base-80x608p16x16-x")
+@click.option("--no-progress", is_flag=True, help="no progress bars")
+def finetune(task_name, weights, task_path, data_root, skip_missing, out, seeds, folds, recipe_name, optimizer, lr,
+             epochs, warmup_epochs, batch_size, mixup, freq_mask, time_mask, rrc, token_mask, token_mask_variant,
+             dur_frames, freeze_embed, no_valid, resume, device, workers, precision, eval_batch_size, config_name,
+             no_progress):
+    """Fine-tune WEIGHTS on TASK (EVAR protocol, the papers' per-task recipe); appends to OUT/scores.csv."""
+    from m2d_hear.audio import AudioError
+    from m2d_hear.checkpoint import CheckpointError
+    from m2d_hear.config import ConfigNameError
+
+    from evaluation.finetune import DEFAULT_SEEDS, RECIPES, FinetuneError, TrainOptions, recipe_for, run_finetune
+    from evaluation.finetune.distributed import setup
+    from evaluation.tasks import DatasetError, load_task
+
+    try:
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: weight file not found; check the path (weights are never downloaded)")
+        if recipe_name is not None and recipe_name not in RECIPES:
+            raise click.BadParameter(f"{recipe_name!r}; use one of {', '.join(_recipe_names())}", param_hint="--recipe")
+        task = load_task(task_name, data_root=data_root, path=task_path, skip_missing=skip_missing)
+        recipe = RECIPES[recipe_name] if recipe_name else recipe_for(task.name)
+        recipe = recipe.override(optimizer=optimizer, lr=lr, epochs=epochs, warmup_epochs=warmup_epochs,
+                                 batch_size=batch_size, mixup=mixup, freq_mask=freq_mask, time_mask=time_mask,
+                                 rrc=rrc, token_mask=token_mask, token_mask_variant=token_mask_variant,
+                                 dur_frames=dur_frames, freeze_embed=freeze_embed)
+        opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device, num_workers=workers,
+                            precision=precision, eval_batch_size=eval_batch_size, config=config_name,
+                            progress=not no_progress)
+        info = setup(opts.device)
+        if info.is_main:
+            click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
+                                         if task.missing else ""))
+            click.echo(recipe.describe())
+        summary = run_finetune(task, weights, out / "finetune", recipe=recipe, seeds=seeds or DEFAULT_SEEDS,
+                               opts=opts, resume=resume, scores_dir=out, rounds=list(folds) or None, info=info)
+    except (FinetuneError, DatasetError, AudioError, CheckpointError, ConfigNameError, FileNotFoundError,
+            ValueError) as err:
+        message = str(err).strip().splitlines()
+        raise click.ClickException(message[0] if message else type(err).__name__) from None
+    if info.is_main:
+        click.echo(summary.line())
+        click.echo(f"scores: {out / 'scores.csv'}; runs: {out / 'finetune' / task.name}")
