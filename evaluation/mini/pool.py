@@ -1,0 +1,143 @@
+"""The unlabelled pre-training pool: speech, rendered music, samples and a few mixtures, kept apart from the
+mini benchmark.
+
+How it is kept apart (checked by :func:`overlap_report` before anything is rendered, and by the tests):
+
+- speech: only eSpeak NG variants reserved for the pool by ``plans.voice_partition`` (30 % of the variants; no
+  benchmark task uses them), no Flite voice; the texts are word sequences drawn from ``text.POOL_WORDS``, which
+  shares no word with the keywords, so no keyword and no benchmark sentence is ever spoken in the pool;
+- music: pieces of styles the benchmark never uses (strathspeys, clogs, German Essen songs, Monteverdi madrigals)
+  and pieces of the benchmark styles that neither ``mini_genre`` nor ``mini_tagging`` uses, at any scale;
+- samples: only packs that no benchmark task uses (three reserved Hydrogen kits and the unlabelled LMMS and
+  Sonic Pi collections: loops, basses, instruments, effects...; the synthetic oscillator shapes are never used).
+"""
+from __future__ import annotations
+
+import random
+
+from . import music, speech
+from .plans import SCALES, TASK_NAMES, ClipPlan, TaskPlan, make_persona, sound_packs, voice_partition
+from .text import KEYWORDS, POOL_WORDS, SENTENCES
+
+
+def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> TaskPlan:
+    """``n_clips`` unlabelled clips of ``clip_sec`` seconds: ~40 % speech, 30 % music, 20 % samples,
+    10 % speech-over-music mixtures (sources that are not installed are left out and the rest scaled up)."""
+    rng = random.Random(f"pool-{seed}")
+    plan = TaskPlan("pool", "unlabelled pre-training pool", clip_sec, False, "", "split")
+    voices = voice_partition(seed)["pool"] if speech.espeak_available() else []
+    pieces = pool_pieces(seed) if music.music21_available() and music.fluidsynth_available() else []
+    _, packs = sound_packs()
+    samples = sorted((s for ss in packs.values() for s in ss), key=lambda s: str(s.path))
+    fonts = sorted(music.soundfonts())
+    shares = {"speech": 0.4 if voices else 0, "music": 0.3 if pieces else 0, "samples": 0.2 if samples else 0,
+              "mix": 0.1 if voices and pieces else 0}
+    total = sum(shares.values())
+    if total == 0:
+        raise RuntimeError("no pool source is installed: pip install espeakng-loader (see scripts/"
+                           "install_system_deps.sh for music and samples)")
+    counts = {k: int(round(n_clips * v / total)) for k, v in shares.items()}
+    counts["speech" if voices else next(k for k, v in shares.items() if v)] += n_clips - sum(counts.values())
+
+    def speech_recipe():
+        persona = make_persona(rng.choice(voices), rng)
+        words = " ".join(rng.choice(POOL_WORDS) for _ in range(rng.randrange(5, 15)))
+        return persona.recipe(words, rng.randrange(1 << 30))
+
+    def music_recipe(piece, font):
+        from .plans import music_recipe as recipe
+        return recipe(piece, rng, rng.choice(music.ALL_PROGRAMS), font, clip_sec)
+
+    index = 0
+
+    def add(recipe, group):
+        nonlocal index
+        plan.clips.append(ClipPlan(f"{group.split('-')[0]}/pool_{index:05d}.wav", (), "train", clip_sec, recipe,
+                                   position=rng.random(), level_db=rng.uniform(-12, -1), group=group))
+        index += 1
+
+    for _ in range(counts["speech"]):
+        add(speech_recipe(), "speech")
+    # three excerpts per piece (parsing dominates the music cost); one soundfont per piece
+    piece_font = {}
+    for i in range(counts["music"]):
+        piece = pieces[(i // 3) % len(pieces)]
+        font = piece_font.setdefault(piece, rng.choice(fonts))
+        add(music_recipe(piece, font), f"music-{font}")
+    for _ in range(counts["samples"]):
+        sample = rng.choice(samples)
+        n_hits = rng.randrange(1, 9)
+        hits = sorted(round(rng.uniform(0.0, clip_sec - 0.2), 3) for _ in range(n_hits))
+        add({"src": "sample", "file": str(sample.path), "speed": round(rng.uniform(0.9, 1.1), 3),
+             "hits": hits if n_hits > 1 else [0.0], "sec": clip_sec}, "samples")
+    for i in range(counts["mix"]):
+        piece = pieces[-1 - (i // 3) % len(pieces)]
+        font = piece_font.setdefault(piece, rng.choice(fonts))
+        add({"src": "mix", "parts": [speech_recipe(), music_recipe(piece, font)],
+             "gains_db": [0.0, round(rng.uniform(-15, -3), 2)], "positions": [rng.random(), 0.0]}, f"mix-{font}")
+    plan.sources = {"voices": sorted(voices), "pieces": sorted(pieces), "packs": sorted(packs),
+                    "files": sorted(str(s.path) for s in samples), "counts": counts}
+    return plan
+
+
+def pool_pieces(seed: int = 0) -> list[str]:
+    """Pieces no benchmark scale uses: pool-only styles plus benchmark-style pieces outside every benchmark plan."""
+    from .plans import _genre_pieces, _tiny_styles, tagging_pieces
+
+    reserved = set()
+    for scale in SCALES.values():
+        for style in _genre_pieces(scale, _tiny_styles(scale), seed).values():
+            for split in style.values():
+                reserved.update(split)
+        for split in tagging_pieces(scale, seed).values():
+            reserved.update(split)
+    pieces = [p for style in music.POOL_ONLY_STYLES for p in music.style_pieces(style)]
+    for style in music.BENCHMARK_STYLES:
+        pieces += [p for p in music.style_pieces(style) if p not in reserved]
+    rng = random.Random(f"pool-pieces-{seed}")
+    rng.shuffle(pieces)
+    return pieces[:1500]
+
+
+def _recipes(recipe: dict):
+    if recipe["src"] == "mix":
+        for part in recipe["parts"]:
+            yield from _recipes(part)
+    else:
+        yield recipe
+
+
+def overlap_report(pool: TaskPlan, benchmark: list[TaskPlan]) -> list[str]:
+    """Everything the pool shares with the benchmark's material (empty when it is kept apart)."""
+    voices, pieces, files, packs = set(), set(), set(), set()
+    for task in benchmark:
+        for clip in task.clips:
+            for r in _recipes(clip.recipe):
+                if r["src"] == "speech":
+                    voices.add(f"{r['engine']}:{r['voice'].split('+')[-1]}")
+                elif r["src"] == "music":
+                    pieces.add(r["piece"])
+                else:
+                    files.add(r["file"])
+        packs.update(task.sources.get("packs", []))
+    problems = []
+    bench_texts = {s.lower() for s in SENTENCES} | set(KEYWORDS)
+    for clip in pool.clips:
+        for r in _recipes(clip.recipe):
+            if r["src"] == "speech":
+                base = f"{r['engine']}:{r['voice'].split('+')[-1]}"
+                if base in voices:
+                    problems.append(f"{clip.file}: voice {base} is used by the benchmark")
+                words = set(r["text"].lower().split())
+                if words & set(KEYWORDS) or r["text"].lower() in bench_texts:
+                    problems.append(f"{clip.file}: text {r['text']!r} overlaps the benchmark texts")
+            elif r["src"] == "music" and r["piece"] in pieces:
+                problems.append(f"{clip.file}: piece {r['piece']} is used by the benchmark")
+            elif r["src"] == "sample" and r["file"] in files:
+                problems.append(f"{clip.file}: sample {r['file']} is used by the benchmark")
+    shared_packs = set(pool.sources.get("packs", [])) & packs
+    problems += [f"pack {p} is used by both the pool and the benchmark" for p in sorted(shared_packs)]
+    return problems
+
+
+__all__ = ["plan_pool", "pool_pieces", "overlap_report", "TASK_NAMES"]
