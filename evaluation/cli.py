@@ -16,6 +16,7 @@ COMMANDS = {
     "hear-embed": "evaluation.hear.embed:hear_embed",
     "hear-predict": "evaluation.hear.predict:hear_predict",
     "hear-leaderboard": "evaluation.hear.leaderboard:hear_leaderboard",
+    "mini": "evaluation.mini.cli:mini",
 }
 
 
