@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -36,6 +37,24 @@ def onehot_loss(logits: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
 def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """EVAR's multi-label loss: binary cross-entropy on ``sigmoid(logits)``."""
     return F.binary_cross_entropy(torch.sigmoid(logits), targets)
+
+
+SMALL_PROBLEM = 1 << 22   # floats in the training matrix below which CPU training runs on one thread
+
+
+@contextmanager
+def cpu_threads_for(device: torch.device, n_values: int):
+    """One intra-op thread for small problems on CPU: tiny kernels on a busy machine are many times slower when
+    several OpenMP threads compete for the cores; large problems keep torch's setting."""
+    if device.type != "cpu" or n_values >= SMALL_PROBLEM:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EarlyStopping:
@@ -195,11 +214,16 @@ class LinearProbe:
             Xt, Yt, Xv, Yv = Xs, Ys, self._transform(X_valid), self._targets(y_valid)
 
         device = self._device()
-        self.model_ = torch.nn.Linear(X.shape[1], len(self.classes_)).to(device)
+        with cpu_threads_for(device, Xt.size):
+            self._train(Xt, Yt, Xv, Yv, len(X), device, generator)
+        return self
+
+    def _train(self, Xt, Yt, Xv, Yv, n_rows, device, generator):
+        self.model_ = torch.nn.Linear(Xt.shape[1], len(self.classes_)).to(device)
         optimizer = torch.optim.Adam(self.model_.parameters(), lr=self.lr, betas=tuple(self.betas), eps=self.eps,
                                      weight_decay=self.weight_decay)
         loss_fn = bce_loss if self.multilabel_ else onehot_loss
-        batch = min(200, len(X)) if self.batch_size == "auto" else int(self.batch_size)
+        batch = min(200, n_rows) if self.batch_size == "auto" else int(self.batch_size)
         Xt_t, Yt_t = torch.from_numpy(np.ascontiguousarray(Xt)).to(device), torch.from_numpy(Yt).to(device)
         stopper = EarlyStopping(self.patience)
         self.history_ = []
@@ -222,7 +246,6 @@ class LinearProbe:
         self.best_epoch_ = stopper.best_epoch
         self.best_valid_score_ = stopper.best_value
         self.n_epochs_ = len(self.history_)
-        return self
 
     # --------------------------------------------------------------------------------------------- inference
     def decision_function(self, X) -> np.ndarray:

@@ -28,6 +28,7 @@ GET_AUDIO = ("unpack genres.tar.gz (http://marsyas.info/downloads/datasets.html)
              "GTZAN/genres/<genre>/ exists (or the Kaggle GTZAN copy's genres_original)")
 GET_SPLIT = ("get train_filtered.txt, valid_filtered.txt and test_filtered.txt from "
              "https://github.com/jongpillee/music_dataset_split (folder GTZAN_split) and put them in GTZAN/")
+GET = f"{GET_AUDIO}; {GET_SPLIT}"
 UNIT_SEC = 30.0
 AUDIO_DIRS = ("genres", "genres_original", "Data/genres_original")
 SPLIT_DIRS = (".", "GTZAN_split")

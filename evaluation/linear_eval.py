@@ -1,0 +1,119 @@
+"""Running the linear-evaluation protocol on one task: embeddings (cached) -> probe per seed and round -> scores.
+
+EVAR's ``2pass_lineareval.py``: embeddings are extracted once (crop seed 42) and the probe is trained with seeds
+42, 43, 44 on the same embeddings; a seed's score is the mean over folds. Each finished (seed, round) is appended
+to ``scores.csv`` at once, and rows already there are skipped, so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from evaluation.embeddings import CropSettings, extract, file_hash
+from evaluation.probe import LinearProbe
+from evaluation.scores import ScoreRow, append_scores, done_keys, weights_label
+from evaluation.tasks.base import TaskData
+
+PROTOCOL = "linear"
+DEFAULT_SEEDS = (42, 43, 44)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def targets(task: TaskData, clips) -> np.ndarray:
+    """Class labels (single-label) or a binary [N, C] matrix over ``task.classes`` (labels outside it dropped)."""
+    if not task.multilabel:
+        return np.asarray([c.label for c in clips], dtype=object)
+    index = task.class_index()
+    y = np.zeros((len(clips), len(task.classes)), dtype=np.float32)
+    for i, c in enumerate(clips):
+        for label in c.labels:
+            if label in index:
+                y[i, index[label]] = 1.0
+    return y
+
+
+def run_file(out_dir: Path, weights: str, task: str) -> Path:
+    safe = weights.replace("/", "__")
+    return out_dir / "runs" / f"{safe}__{task}__{PROTOCOL}.json"
+
+
+def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, seeds=DEFAULT_SEEDS,
+                    cache_root: str | Path | None = None, model=None, device: str = "auto", batch_size: int = 16,
+                    num_workers: int = 2, weights_name: str | None = None, probe_params: dict | None = None,
+                    progress: bool = True, log=print) -> dict:
+    """Linear evaluation of ``weights`` on ``task``; returns the run record (also saved as JSON)."""
+    import m2d_hear
+
+    out_dir, weights = Path(out_dir), Path(weights)
+    cache_root = Path(cache_root) if cache_root else out_dir / "cache"
+    label = weights_name or weights_label(weights)
+    dev = resolve_device(device)
+    started = time.time()
+    if model is None:
+        model = m2d_hear.load_m2d(weights)
+    crop = CropSettings(task.unit_sec, model.sample_rate)
+    t0 = time.time()
+    emb = extract(model, task, weights, cache_root, crop=crop, batch_size=batch_size, num_workers=num_workers,
+                  device=dev, progress=progress)
+    embed_sec = time.time() - t0
+    params = dict(probe_params or {})
+    done = done_keys(out_dir)
+    rounds = task.rounds()
+    record_path = run_file(out_dir, label, task.name)
+    results = []
+    jobs = [(s, r) for s in seeds for r in rounds]
+    t0 = time.time()
+    for seed, rnd in tqdm(jobs, desc=f"probe {task.name}", unit="run", disable=not progress):
+        if (label, task.name, PROTOCOL, int(seed), rnd.name) in done:
+            continue
+        Xtr, ytr = emb.train(rnd.train), targets(task, rnd.train)
+        Xva, yva = (emb.train(rnd.valid), targets(task, rnd.valid)) if rnd.valid else (None, None)
+        Xte, yte = emb.test(rnd.test), targets(task, rnd.test)
+        probe = LinearProbe(seed=int(seed), device=str(dev), multilabel=task.multilabel, **params)
+        probe.fit(Xtr, ytr, Xva, yva, classes=None if task.multilabel else task.classes)
+        value = probe.score(Xte, yte)
+        row = ScoreRow(weights=label, task=task.name, protocol=PROTOCOL, seed=int(seed), fold=rnd.name,
+                       metric=task.metric, score=float(value), weights_sha256=file_hash(weights),
+                       n_train=len(rnd.train), n_test=len(rnd.test), best_epoch=int(probe.best_epoch_),
+                       run=str(record_path.relative_to(out_dir)))
+        append_scores(out_dir, [row])
+        results.append({**asdict(row), "epochs": probe.n_epochs_, "best_valid": probe.best_valid_score_,
+                        "valid": "given" if rnd.valid else "10% carve-out",
+                        "valid_covers_all_classes": probe.valid_covers_all_classes_})
+    probe_sec = time.time() - t0
+    previous = json.loads(record_path.read_text()).get("results", []) if record_path.is_file() else []
+    keep = {(r["seed"], r["fold"]) for r in results}
+    record = {
+        "protocol": PROTOCOL, "weights": str(weights.resolve()), "weights_label": label,
+        "weights_sha256": file_hash(weights), "model_config": repr(model.config),
+        "embedding_dim": int(model.scene_embedding_size), "norm_stats": list(model.norm_stats),
+        "task": {"name": task.name, "source": task.source, "clips": len(task.clips), "classes": len(task.classes),
+                 "multilabel": task.multilabel, "metric": task.metric, "unit_sec": task.unit_sec,
+                 "folds": task.folds, "missing_files": len(task.missing),
+                 "splits": {r.name: {"train": len(r.train), "valid": len(r.valid or []), "test": len(r.test)}
+                            for r in rounds}},
+        "crop": asdict(crop), "cache": str(emb.folder),
+        "probe": {**LinearProbe(**params).get_params(), "seed": list(map(int, seeds))},
+        "device": str(dev), "batch_size": batch_size, "num_workers": num_workers,
+        "seconds": {"embedding": round(embed_sec, 2), "probe": round(probe_sec, 2),
+                    "total": round(time.time() - started, 2)},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+        "results": [r for r in previous if (r["seed"], r["fold"]) not in keep] + results,
+    }
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record_path.with_name(f".{record_path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str))
+    tmp.replace(record_path)
+    return record

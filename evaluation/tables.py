@@ -1,0 +1,191 @@
+"""Result tables: our measured scores (mean ± 95 % CI over seeds, in %) beside the paper's numbers.
+
+``summarize`` reduces ``scores.csv`` rows: per (weights, task, protocol, seed) the mean over folds, then per
+(weights, task, protocol) the mean and 95 % CI over seeds (:func:`evaluation.metrics.mean_ci95`). ``comparison``
+lays the summary out with rows = our weights then the selected paper models, columns = tasks; tasks without a paper
+number (e.g. mini-benchmark tasks) get an empty paper cell. ``write_tables`` writes Markdown, CSV and LaTeX plus a
+bar chart for each protocol found.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from evaluation.metrics import mean_ci95
+from evaluation.scores import read_scores
+
+# Column order: the paper's task order first, then any other task alphabetically.
+TASK_ORDER = ["esc50", "us8k", "spcv2", "vc1", "voxforge", "cremad", "gtzan", "gtzan_hear10fold", "nsynth", "surge",
+              "as2m", "as20k"]
+TASK_TITLES = {"esc50": "ESC-50", "us8k": "US8K", "spcv2": "SPCV2", "vc1": "VC1", "voxforge": "VoxForge",
+               "cremad": "CREMA-D", "gtzan": "GTZAN", "gtzan_hear10fold": "GTZAN (HEAR 10-fold)",
+               "nsynth": "NSynth", "surge": "Surge", "as2m": "AS2M", "as20k": "AS20K", "average": "Average"}
+DEFAULT_PAPER_MODELS = ("M2D/0.7",)
+REPORT_DIR = "tables"
+
+
+def reference_dir() -> Path:
+    """``results/reference`` of the source tree (the paper numbers)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "results" / "reference", here / "reference"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "results" / "reference"
+
+
+def load_reference(folder: str | Path | None = None) -> pd.DataFrame:
+    folder = Path(folder) if folder else reference_dir()
+    frames = [pd.read_csv(p) for p in sorted(folder.glob("paper_*.csv"))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["source", "table", "protocol", "model", "task", "metric", "score", "ci95"])
+
+
+def summarize(scores: pd.DataFrame) -> pd.DataFrame:
+    """Rows (weights, protocol, task, metric, n_seeds, n_folds, mean, ci95) with mean and CI in %."""
+    cols = ["weights", "protocol", "task", "metric", "n_seeds", "n_folds", "mean", "ci95"]
+    if scores.empty:
+        return pd.DataFrame(columns=cols)
+    per_seed = (scores.groupby(["weights", "protocol", "task", "metric", "seed"], sort=False)
+                .agg(score=("score", "mean"), n_folds=("fold", "nunique")).reset_index())
+    out = []
+    for (w, p, t, m), g in per_seed.groupby(["weights", "protocol", "task", "metric"], sort=False):
+        mean, ci = mean_ci95(g.score * 100.0)
+        out.append([w, p, t, m, len(g), int(g.n_folds.max()), mean, ci])
+    return pd.DataFrame(out, columns=cols)
+
+
+def ordered_tasks(tasks) -> list[str]:
+    tasks = list(dict.fromkeys(tasks))
+    return [t for t in TASK_ORDER if t in tasks] + sorted(t for t in tasks if t not in TASK_ORDER)
+
+
+def fmt(mean, ci) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    if ci is None or (isinstance(ci, float) and math.isnan(ci)) or ci == "":
+        return f"{mean:.1f}"
+    return f"{mean:.1f} ± {float(ci):.1f}"
+
+
+def paper_rows(reference: pd.DataFrame, protocol: str, models) -> list[tuple[str, pd.DataFrame]]:
+    """For each requested model, its rows from the first paper table that has it for this protocol."""
+    ref = reference[reference.protocol == protocol]
+    rows = []
+    for model in models:
+        name, _, table = model.partition("@")
+        hit = ref[(ref.model == name) & ((ref.table == table) if table else True)]
+        if hit.empty:
+            continue
+        first = hit.iloc[0]
+        hit = hit[(hit.source == first.source) & (hit.table == first.table)]
+        venue = "TASLP 2024" if "TASLP" in first.source else "Interspeech 2024"
+        rows.append((f"{name} (paper: {venue} {first.table})", hit))
+    return rows
+
+
+def comparison(summary: pd.DataFrame, reference: pd.DataFrame, protocol: str,
+               paper_models=DEFAULT_PAPER_MODELS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(display table of strings, numeric long table) for one protocol."""
+    ours = summary[summary.protocol == protocol]
+    tasks = ordered_tasks(ours.task)
+    records, numeric = [], []
+    for w, g in ours.groupby("weights", sort=False):
+        by_task = {r.task: r for r in g.itertuples()}
+        row = {"model": f"{w} (ours)"}
+        for t in tasks:
+            r = by_task.get(t)
+            row[t] = fmt(r.mean, r.ci95) if r is not None else ""
+            if r is not None:
+                numeric.append({"model": w, "kind": "ours", "task": t, "metric": r.metric, "mean": r.mean,
+                                "ci95": r.ci95, "n_seeds": r.n_seeds, "n_folds": r.n_folds, "source": "measured"})
+        if all(t in by_task for t in tasks) and len(tasks) > 1:
+            row["average"] = f"{sum(by_task[t].mean for t in tasks) / len(tasks):.1f}"
+        records.append(row)
+    for label, hit in paper_rows(reference, protocol, paper_models):
+        by_task = {r.task: r for r in hit.itertuples()}
+        row = {"model": label}
+        for t in tasks:
+            r = by_task.get(t)
+            row[t] = fmt(r.score, r.ci95) if r is not None else ""
+            if r is not None:
+                numeric.append({"model": label, "kind": "paper", "task": t, "metric": r.metric, "mean": r.score,
+                                "ci95": r.ci95, "n_seeds": "", "n_folds": "", "source": f"{r.source}, {r.table}"})
+        if all(t in by_task for t in tasks) and len(tasks) > 1:
+            row["average"] = f"{sum(by_task[t].score for t in tasks) / len(tasks):.1f}"
+        records.append(row)
+    columns = ["model"] + tasks + (["average"] if any("average" in r for r in records) else [])
+    table = pd.DataFrame(records, columns=columns).fillna("")
+    return table, pd.DataFrame(numeric)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    heads = [TASK_TITLES.get(c, c) for c in table.columns]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|"]
+    lines += ["| " + " | ".join(str(v) if v != "" else "–" for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _tex(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("±", r"$\pm$")):
+        s = s.replace(a, b)
+    return s
+
+
+def to_latex(table: pd.DataFrame, caption: str) -> str:
+    heads = [TASK_TITLES.get(c, c) for c in table.columns]
+    lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex(caption)}}}",
+             r"\begin{tabular}{l" + "r" * (len(heads) - 1) + "}", r"\hline",
+             " & ".join(_tex(h) for h in heads) + r" \\", r"\hline"]
+    lines += [" & ".join(_tex(str(v)) if v != "" else "--" for v in row) + r" \\"
+              for row in table.itertuples(index=False)]
+    lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+CAPTIONS = {
+    "linear": "Linear evaluation (EVAR protocol): accuracy or mAP in %, mean ± 95 % CI over probe seeds; "
+              "paper rows from the cited table.",
+    "finetune": "Fine-tuning: accuracy or mAP in %, mean ± 95 % CI over seeds; paper rows from the cited table.",
+}
+
+
+def write_tables(results_dir: str | Path, reference: str | Path | None = None,
+                 paper_models=DEFAULT_PAPER_MODELS, plot: bool = True) -> list[Path]:
+    """Write ``tables/<protocol>.{md,csv,tex,png}`` and ``tables/summary.csv`` under ``results_dir``."""
+    results_dir = Path(results_dir)
+    scores = read_scores(results_dir)
+    if scores.empty:
+        raise FileNotFoundError(f"{results_dir / 'scores.csv'}: no scores yet; run m2d-eval linear or all first")
+    summary = summarize(scores)
+    ref = load_reference(reference)
+    out = results_dir / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "summary.csv"]
+    summary.to_csv(written[0], index=False)
+    for protocol in summary.protocol.unique():
+        table, numeric = comparison(summary, ref, protocol, paper_models)
+        caption = CAPTIONS.get(protocol, f"{protocol}: scores in %, mean ± 95 % CI over seeds.")
+        md = out / f"{protocol}.md"
+        md.write_text(f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric))
+        numeric.to_csv(out / f"{protocol}.csv", index=False)
+        (out / f"{protocol}.tex").write_text(to_latex(table, caption))
+        written += [md, out / f"{protocol}.csv", out / f"{protocol}.tex"]
+        if plot and not numeric.empty:
+            from evaluation.plots import bar_chart
+
+            written.append(bar_chart(numeric, out / f"{protocol}.png", title=f"{protocol}: ours vs paper"))
+    return written
+
+
+def _sources_note(numeric: pd.DataFrame) -> str:
+    if numeric.empty or "kind" not in numeric:
+        return ""
+    sources = sorted(set(numeric[numeric.kind == "paper"].source))
+    ours = numeric[numeric.kind == "ours"]
+    lines = ["", "Measured rows: " + (", ".join(sorted({f"{r.task}: {r.n_seeds} seeds x {r.n_folds} fold(s)"
+                                                         for r in ours.itertuples()})) or "none") + "."]
+    lines += [f"Paper numbers: {s}." for s in sources]
+    return "\n".join(lines) + "\n"
