@@ -43,7 +43,7 @@ def default_weights() -> Path:
 @click.option("--no-finetune", is_flag=True, help="linear probe only")
 @common_options
 def all_(weights, task_names, no_finetune, out, seeds, data_root, skip_missing, cache, device, batch_size, workers,
-         paper_models):
+         max_epochs, paper_models):
     """Evaluate WEIGHTS on every task found: linear probe, fine-tuning (if available), tables."""
     with one_line_errors():
         weights = weights or default_weights()
@@ -65,8 +65,9 @@ def all_(weights, task_names, no_finetune, out, seeds, data_root, skip_missing, 
             click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
                                          if task.missing else ""))
             records.append(evaluate_linear(task, weights, out, seeds=seeds, cache_root=cache, model=model,
-                                           device=device, batch_size=batch_size, num_workers=workers))
+                                           device=device, batch_size=batch_size, num_workers=workers,
+                                           probe_params={"max_epochs": max_epochs}))
             if hook is not None:
-                hook(task, weights, out, device=device)
+                hook(task, weights, out, device=None if device == "auto" else device)
         tables = write_tables(out, paper_models=paper_models)
     report(out, records, tables)

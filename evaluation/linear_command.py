@@ -40,6 +40,8 @@ def common_options(f):
                      help="clips per encoder pass"),
         click.option("--workers", default=2, show_default=True, type=click.IntRange(0),
                      help="audio decoding worker processes"),
+        click.option("--max-epochs", default=200, show_default=True, type=click.IntRange(1),
+                     help="probe epochs (the protocol uses 200; fewer only for quick smoke runs)"),
         click.option("--paper-model", "paper_models", multiple=True, default=DEFAULT_PAPER_MODELS,
                      show_default=True, help="paper row(s) shown beside ours, e.g. 'M2D/0.6' or 'M2D/0.7@Table 3'"),
     ]
@@ -57,7 +59,7 @@ def common_options(f):
               help="the dataset folder itself (overrides --data-root)")
 @common_options
 def linear(task_name, weights, task_path, out, seeds, data_root, skip_missing, cache, device, batch_size, workers,
-           paper_models):
+           max_epochs, paper_models):
     """Linear evaluation (EVAR protocol) of WEIGHTS on one task; appends to OUT/scores.csv and rebuilds tables."""
     with one_line_errors():
         if not weights.is_file():
@@ -65,7 +67,8 @@ def linear(task_name, weights, task_path, out, seeds, data_root, skip_missing, c
         task = load_task(task_name, data_root=data_root, path=task_path, skip_missing=skip_missing)
         click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]" if task.missing else ""))
         record = evaluate_linear(task, weights, out, seeds=seeds, cache_root=cache, device=device,
-                                 batch_size=batch_size, num_workers=workers)
+                                 batch_size=batch_size, num_workers=workers,
+                                 probe_params={"max_epochs": max_epochs})
         tables = write_tables(out, paper_models=paper_models)
     report(out, [record], tables)
 
