@@ -1,0 +1,230 @@
+"""``m2d-pretrain prepare / train / export`` end to end, on a tiny generated corpus and a tiny model.
+
+Budget: about a minute of CPU in all (the loss-falls run is the longest, ~300 steps of a 64-d, 2-block ViT).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import m2d_hear
+from pretrain.checkpointing import LAST
+from pretrain.cli import main
+from pretrain.model import build_pretrain_model
+from tests.fixtures.datasets import corrupt, write_audio
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model", "m2d_vit_tiny", "--embed-dim", "64", "--depth", "2", "--input-size", "80x64",
+        "--decoder-dim", "32", "--decoder-depth", "1", "--decoder-heads", "2", "--min-ds-size", "0",
+        "--norm-stats-samples", "40", "--no-progress", "--quiet", "--threads", "1", "--log-every", "1"]
+
+
+@pytest.fixture
+def one_thread():
+    """CLI runs in this process set torch's thread count; put it back afterwards."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def cli(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """24 short tones (16/22.05/44.1 kHz, some stereo, wav and flac) converted once by ``prepare``."""
+    root = tmp_path_factory.mktemp("corpus")
+    for n in range(24):
+        write_audio(root / "src" / f"set{n % 2}" / f"clip{n:02d}.{'flac' if n % 4 == 0 else 'wav'}",
+                    label_index=n % 6, seconds=0.4 + 0.1 * (n % 5), n=n)
+    result = CliRunner().invoke(main, ["prepare", str(root / "src"), str(root / "data"), "-j", "1"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def train_args(data, out, *extra):
+    return ["train", "--data", data, "--out", out, *TINY, *extra]
+
+
+def state_of(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def run_dir_of(out: Path) -> Path:
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------- prepare
+def test_prepare_converts_pads_and_reports_a_corrupt_file(tmp_path):
+    src, data = tmp_path / "src", tmp_path / "data"
+    write_audio(src / "a" / "short.wav", 0, seconds=0.3, n=1)  # 22.05 kHz, shorter than 6.1 s
+    write_audio(src / "a" / "stereo.wav", 1, seconds=7.0, n=2)  # 44.1 kHz stereo, longer
+    write_audio(src / "b" / "c.flac", 2, seconds=1.0, n=0)
+    corrupt(src / "b" / "broken.wav")
+    (src / "notes.txt").write_text("not audio")
+    result = CliRunner().invoke(main, ["prepare", str(src), str(data), "-j", "2"])
+    assert result.exit_code == 0, result.output
+    assert "converted 3" in result.output and "failed 1" in result.output
+    assert f"FAILED {src / 'b' / 'broken.wav'}" in result.output
+    short = np.load(data / "a" / "short.npy")
+    assert short.dtype == np.float32 and short.shape == (1, 80, 611)  # padded to 6.1 s: 1 + 97600 // 160
+    assert np.load(data / "a" / "stereo.npy").shape == (1, 80, 1 + 7 * 16000 // 160)
+    assert np.isfinite(short).all() and short[..., :25].mean() > short[..., 200:].mean()  # tone, then zero pad
+    listed = (data / "files.csv").read_text().split()
+    assert listed == ["file_name", "a/short.npy", "a/stereo.npy", "b/c.npy"]
+    assert "broken.wav" in (data / "failed.csv").read_text()
+    # the log-mel is the m2d_hear front end's
+    from m2d_hear.audio import read_audio
+    from m2d_hear.frontend import LogMelSpectrogram
+
+    wave = read_audio(src / "b" / "c.flac", 16000)
+    wave = np.pad(wave, (0, 97600 - len(wave)))
+    expected = LogMelSpectrogram()(torch.from_numpy(wave)[None])[0].numpy()
+    np.testing.assert_allclose(np.load(data / "b" / "c.npy"), expected, atol=1e-5)
+
+    # resumable: the done files are skipped; fixing the broken one converts only it
+    write_audio(src / "b" / "broken.wav", 3, seconds=0.5, n=0)
+    result = CliRunner().invoke(main, ["prepare", str(src), str(data), "-j", "1"])
+    assert "converted 1, skipped 3" in result.output and "failed 0" in result.output
+    assert not (data / "failed.csv").exists()
+
+
+def test_prepare_refuses_an_empty_folder(tmp_path):
+    (tmp_path / "src").mkdir()
+    result = CliRunner().invoke(main, ["prepare", str(tmp_path / "src"), str(tmp_path / "data")])
+    assert result.exit_code != 0 and "no audio files" in result.output
+
+
+# ------------------------------------------------------------------------------------------------------ train
+def test_loss_falls_and_checkpoint_loads_in_m2d_hear(corpus, tmp_path, one_thread):
+    out = tmp_path / "runs"
+    cli(*train_args(corpus / "data", out, "--epochs", "100", "--batch-size", "8", "--lr", "1e-3",
+                    "--warmup-epochs", "3", "--save-freq", "50"))
+    run = run_dir_of(out)
+    assert run.name.startswith("m2d_vit_tiny-80x64p16x16-") and run.name.endswith("-mr7")
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 301))  # 24 files / batch 8 = 3 steps x 100 epochs
+    assert set(log[0]) >= {"step", "epoch", "loss", "lr", "ema", "samples_per_s"}
+    first, last = np.mean([r["loss"] for r in log[:20]]), np.mean([r["loss"] for r in log[-20:]])
+    assert first > 1.0 and last < 0.5 * first, (first, last)
+    assert log[-1]["ema"] == pytest.approx(0.99999) and log[0]["ema"] == pytest.approx(0.99995)
+    assert {p.name for p in run.glob("checkpoint-*.pth")} == {"checkpoint-50.pth", "checkpoint-100.pth"}
+
+    ckpt = state_of(run / "checkpoint-100.pth")
+    assert ckpt["epoch"] == 100 and ckpt["step"] == 300 and set(ckpt) >= {"model", "optimizer", "scaler", "args"}
+    assert ckpt["args"].input_size == [80, 64] and ckpt["args"].mask_ratio == 0.7
+    model = build_pretrain_model("m2d_vit_tiny", (80, 64), (16, 16), 32, 1, 2, embed_dim=64, depth=2)
+    model.load_state_dict(ckpt["model"])
+    mean, std = model.norm_stats.tolist()
+    assert -20 < mean < 0 and 1 < std < 10  # computed from the data, not the default -7.1/4.2
+
+    loaded = m2d_hear.load_model(str(run / "checkpoint-100.pth"))
+    lms = torch.randn(3, 1, 80, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encoder(lms), model.encode(lms), rtol=0, atol=1e-6)
+        audio = torch.rand(2, 63 * 160) * 0.2 - 0.1  # exactly 64 frames: one chunk
+        tokens = model.encode((loaded.frontend(audio) - mean) / std)
+        ours = tokens.reshape(2, 5, 4, 64).permute(0, 2, 1, 3).reshape(2, 4, 320)  # b (f t) d -> b t (f d)
+        torch.testing.assert_close(loaded.encode(audio), ours, rtol=0, atol=1e-5)
+
+    # export: encoder-only, official key set, same embeddings; fp16 variant close
+    path = Path(cli("export", run / "checkpoint-100.pth").output.strip())
+    assert path == out / f"{run.name}_enconly" / "checkpoint-100.pth"
+    exported = torch.load(path, weights_only=True)
+    assert set(exported) == {k for k in ckpt["model"] if k.split(".")[0] in
+                             ("cls_token", "pos_embed", "norm_stats", "patch_embed", "blocks", "norm")}
+    with torch.no_grad():
+        torch.testing.assert_close(m2d_hear.load_model(str(path)).encode(audio), loaded.encode(audio))
+        half = Path(cli("export", run / "checkpoint-100.pth", "--fp16", "--out", tmp_path / run.name / "h.pth")
+                    .output.strip())
+        assert torch.load(half, weights_only=True)["blocks.0.attn.qkv.weight"].dtype == torch.float16
+        assert (m2d_hear.load_model(str(half)).encode(audio) - loaded.encode(audio)).abs().max() < 1e-2
+
+
+def test_resume_equals_uninterrupted_run(corpus, tmp_path, one_thread):
+    common = ["--epochs", "4", "--batch-size", "4", "--accum-iter", "2", "--lr", "1e-3", "--warmup-epochs", "1",
+              "--save-freq", "2", "--seed", "5"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    cli(*train_args(corpus / "data", whole, *common, "--steps", "5"))  # 6 iterations = 3 steps per epoch
+    cli(*train_args(corpus / "data", parts, *common, "--steps", "2"))  # stops inside epoch 1
+    run = run_dir_of(parts)
+    assert state_of(run / LAST)["epoch_iteration"] == 4
+    result = cli("train", "--data", corpus / "data", "--out", parts, "--resume", "--steps", "5", "--threads", "1",
+                 "--no-progress", "--quiet")  # the run's options come from its checkpoint
+    a, b = state_of(run_dir_of(whole) / LAST), state_of(run / LAST)
+    assert a["step"] == b["step"] == 5 and a["epoch"] == b["epoch"] == 1 and b["epoch_iteration"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert not (run / "checkpoint-2.pth").exists()  # epoch 2 is not finished
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+    assert result.exit_code == 0
+
+
+def test_train_errors_are_one_line(corpus, tmp_path, one_thread):
+    result = cli(*train_args(tmp_path, tmp_path / "o", "--epochs", "1"), ok=False)
+    assert result.exit_code != 0 and "files.csv" in result.output and "m2d-pretrain prepare" in result.output
+    result = cli(*train_args(corpus / "data", tmp_path / "o", "--batch-size", "64"), ok=False)
+    assert result.exit_code != 0 and "lower --batch-size" in result.output
+    result = cli(*train_args(corpus / "data", tmp_path / "o", "--resume"), ok=False)
+    assert result.exit_code != 0 and "no checkpoint" in result.output
+    cli(*train_args(corpus / "data", tmp_path / "o", "--epochs", "1", "--batch-size", "8"))
+    result = cli(*train_args(corpus / "data", tmp_path / "o", "--epochs", "1", "--batch-size", "8"), ok=False)
+    assert result.exit_code != 0 and "--resume" in result.output
+    result = cli("export", tmp_path / "nothing.pth", ok=False)
+    assert result.exit_code != 0 and "nothing.pth" in result.output
+    bad = corpus / "data_bad"
+    bad.mkdir(exist_ok=True)
+    (bad / "files.csv").write_text("file_name\nmissing.npy\n")
+    result = cli(*train_args(bad, tmp_path / "o2", "--batch-size", "1"), ok=False)
+    assert result.exit_code != 0 and "missing.npy" in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------------------------ distributed
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_gloo_equals_one_process(corpus, tmp_path):
+    common = ["--epochs", "3", "--lr", "1e-3", "--warmup-epochs", "1", "--steps", "4", "--seed", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    one = subprocess.run([sys.executable, "-m", "pretrain.cli", *train_args(corpus / "data", tmp_path / "one"),
+                          *common, "--batch-size", "8"], env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                          "-m", "pretrain.cli", *train_args(corpus / "data", tmp_path / "two"), *common,
+                          "--batch-size", "4"], env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = state_of(run_dir_of(tmp_path / "one") / LAST), state_of(run_dir_of(tmp_path / "two") / LAST)
+    assert a["step"] == b["step"] == 4
+    assert len(list((tmp_path / "two").rglob("*.pth"))) == 1  # only rank 0 wrote
+    for key, value in a["model"].items():
+        other = b["model"][key]
+        if key.endswith("attn.qkv.bias"):
+            # The key bias gets a zero gradient in exact arithmetic (softmax ignores a shift shared by all keys), so
+            # Adam turns pure rounding noise into lr-sized steps there: compare only the query and value biases.
+            third = value.shape[0] // 3
+            value, other = torch.cat([value[:third], value[2 * third:]]), torch.cat([other[:third], other[2 * third:]])
+        torch.testing.assert_close(other, value, rtol=0, atol=5e-6, msg=key)
+    torch.manual_seed(2)  # the runs' initial weights: training moved them much more than the runs differ
+    init = build_pretrain_model("m2d_vit_tiny", (80, 64), (16, 16), 32, 1, 2, embed_dim=64, depth=2).state_dict()
+    for key, moved in (("blocks.0.attn.qkv.weight", 1e-4), ("mask_token", 1e-4), ("target_blocks.1.mlp.fc2.weight", 1e-5)):
+        assert (init[key] - a["model"][key]).abs().max() > moved, key
