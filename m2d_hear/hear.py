@@ -16,8 +16,11 @@ from .default import default_weight_file
 from .runtime import M2D, load_m2d
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def load_model(model_file_path: str = "", config: str | None = None, timestamp_hop_ms: float | None = None,
-               device: str | None = None, **kwargs) -> M2D:
+               device: str | None = None, precision: str = "fp32", **kwargs) -> M2D:
     """Load an M2D weight file as a HEAR model.
 
     Args:
@@ -27,10 +30,15 @@ def load_model(model_file_path: str = "", config: str | None = None, timestamp_h
         timestamp_hop_ms: timestamp hop for ``get_timestamp_embeddings``; None keeps the official frame rate
             (160 ms for 16x16 patches).
         device: move the model there (HEAR runners move it themselves).
+        precision: ``fp32`` (default, the official numerics) or ``bf16``/``fp16`` autocast of the transformer,
+            an opt-in speed-up for GPUs; embeddings are returned in float32 either way.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     path = Path(model_file_path) if model_file_path else default_weight_file()
     model = load_m2d(path, config=config, **kwargs)
     model.timestamp_hop_ms = timestamp_hop_ms
+    model.autocast_dtype = PRECISIONS[precision]
     return model.to(device) if device else model
 
 

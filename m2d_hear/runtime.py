@@ -48,6 +48,8 @@ class M2D(nn.Module):
         self.max_chunks = max_chunks
         self.audio_proj = audio_proj
         self.timestamp_hop_ms: float | None = None
+        # Opt-in reduced precision for the transformer (e.g. torch.bfloat16 on a GPU); the front end stays fp32.
+        self.autocast_dtype: torch.dtype | None = None
         self.sample_rate = config.sample_rate
         dim = encoder.embed_dim
         self.scene_embedding_size = dim if flat_features else dim * encoder.num_freq_patches
@@ -67,8 +69,10 @@ class M2D(nn.Module):
     # ------------------------------------------------------------------------------------------------- encoder
     def _encode_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         """``[N, 1, F, w] -> [N, tokens, D]`` in passes of at most ``max_chunks``."""
-        parts = [self.encoder(chunks[i:i + self.max_chunks]) for i in range(0, len(chunks), self.max_chunks)]
-        return torch.cat(parts) if len(parts) > 1 else parts[0]
+        with torch.autocast(chunks.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            parts = [self.encoder(chunks[i:i + self.max_chunks]) for i in range(0, len(chunks), self.max_chunks)]
+        out = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return out.float()
 
     def _arrange(self, tokens: torch.Tensor) -> torch.Tensor:
         """Per-chunk ``[N, F'*t, D]`` (frequency-major) -> ``[N, t, F'*D]``, or unchanged for flat features."""
