@@ -53,6 +53,39 @@ class FitResult:
     time_in_min: float = 0.0
 
 
+class Monitor:
+    """Lightning's ``ModelCheckpoint`` (top 1) and ``EarlyStopping`` (``min_delta=0``) on one monitored value.
+
+    ``update(value, epoch) -> (save, stop)``: save on the first validation and on every strict improvement (NaN is
+    the worst value); stop on a non-finite value or after ``patience`` validations without strict improvement.
+    """
+
+    def __init__(self, mode: str, patience: int):
+        self.maximize = mode == "max"
+        self.patience = patience
+        self.best = -math.inf if self.maximize else math.inf  # checkpoint's best (NaN stored as the worst)
+        self.best_epoch = -1
+        self.stop_best = self.best  # early stopping's best
+        self.wait = 0
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.maximize else a < b
+
+    def update(self, value: float, epoch: int) -> tuple[bool, bool]:
+        worst = -math.inf if self.maximize else math.inf
+        as_checkpoint = worst if math.isnan(value) else value
+        save = self.best_epoch < 0 or self._better(as_checkpoint, self.best)
+        if save:
+            self.best, self.best_epoch = as_checkpoint, epoch
+        if not math.isfinite(value):
+            return save, True
+        if self._better(value, self.stop_best):
+            self.stop_best, self.wait = value, 0
+        else:
+            self.wait += 1
+        return save, self.wait >= self.patience
+
+
 @dataclass
 class Evaluation:
     loss: float
@@ -136,10 +169,8 @@ class Runner:
                                self.task.metadata["prediction_type"], conf).to(self.device)
         optimizer = conf["optim"](model.parameters(), lr=conf["lr"])
         key, mode = self.monitor
-        better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
-        worst = -math.inf if mode == "max" else math.inf
-        best_state, best_score, best_epoch = None, worst, -1
-        stop_best, wait = worst, 0
+        monitor = Monitor(mode, conf["patience"])
+        best_state = None
         epoch_postprocessing: dict[int, tuple] = {}
         has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
         every = conf["check_val_every_n_epoch"]
@@ -161,29 +192,20 @@ class Runner:
                 epoch_postprocessing[epoch] = result.monitored_postprocessing
             current = result.entries[key]
             bar.set_postfix({key: f"{current:.4f}"})
-            # checkpoint: first one always, then strictly better; NaN is the worst value
-            value = worst if math.isnan(current) else current
-            if best_state is None or better(value, best_score):
+            save, stop = monitor.update(current, epoch)
+            if save:
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                best_score, best_epoch = value, epoch
-            # early stopping
-            if not math.isfinite(current):
+            if stop:
                 break
-            if better(current, stop_best):
-                stop_best, wait = current, 0
-            else:
-                wait += 1
-                if wait >= conf["patience"]:
-                    break
         bar.close()
         if best_state is None:
             raise ValueError(f"no validation ran: max_epochs {conf['max_epochs']} < check_val_every_n_epoch {every}")
         if self.task.is_event:
-            chosen = (epoch_postprocessing[best_epoch] if self.use_scoring else self.postprocessing[0])
+            chosen = epoch_postprocessing[monitor.best_epoch] if self.use_scoring else self.postprocessing[0]
             postprocessing = [list(p) for p in chosen]
         else:
             postprocessing = []
-        return FitResult(hparams_json(conf), best_state, best_epoch, f32(best_score), mode, postprocessing,
+        return FitResult(hparams_json(conf), best_state, monitor.best_epoch, f32(monitor.best), mode, postprocessing,
                          (time.time() - start) / 60)
 
     # ------------------------------------------------------------------------------------------------ test
