@@ -1,7 +1,7 @@
 """Fine-tune a task over its rounds (folds) and seeds; aggregate and record the scores.
 
-Layout under ``out_dir``: ``<task>/<weights id>/<recipe name>-<recipe key>/seed<N>/<round>/`` (one run folder per
-fold and seed, see :mod:`trainer`), plus ``summary.json`` beside the seed folders.
+Layout under ``out_dir``: ``<task>/<weights id>/<recipe name>-<recipe key>[-carve]/seed<N>/<round>/`` (one run
+folder per fold and seed, see :mod:`trainer`), plus ``summary.json`` beside the seed folders.
 """
 from __future__ import annotations
 
@@ -64,8 +64,15 @@ def weights_label(weights: str | Path) -> str:
     return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
 
 
-def run_dir_for(out_dir: Path, task: str, weights: str | Path, recipe: Recipe, seed: int, rnd: str) -> Path:
-    return Path(out_dir) / task / weights_id(weights) / f"{recipe.name}-{recipe.key()}" / f"seed{seed}" / rnd
+def recipe_dir(out_dir: Path, task: str, weights: str | Path, recipe: Recipe, no_valid: str = "best-test") -> Path:
+    """The folder of one (task, weights, recipe) job; the carve-out rule gets its own folder."""
+    name = f"{recipe.name}-{recipe.key()}" + ("-carve" if no_valid == "carve" else "")
+    return Path(out_dir) / task / weights_id(weights) / name
+
+
+def run_dir_for(out_dir: Path, task: str, weights: str | Path, recipe: Recipe, seed: int, rnd: str,
+                no_valid: str = "best-test") -> Path:
+    return recipe_dir(out_dir, task, weights, recipe, no_valid) / f"seed{seed}" / rnd
 
 
 def protocol_for(rule: str) -> str:
@@ -141,15 +148,15 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
         run_opts = TrainOptions(**{**opts.__dict__, "seed": int(seed)})
         seed_results = []
         for rnd in all_rounds:
-            result = train_round(task_data, rnd, weights, recipe, run_dir_for(out_dir, task_data.name, weights,
-                                 recipe, seed, rnd.name), run_opts, resume=resume, info=info)
+            run_dir = run_dir_for(out_dir, task_data.name, weights, recipe, seed, rnd.name, opts.no_valid)
+            result = train_round(task_data, rnd, weights, recipe, run_dir, run_opts, resume=resume, info=info)
             seed_results.append(result)
         results.extend(seed_results)
         seed_scores[int(seed)] = float(np.mean([r.score for r in seed_results]))
     rule = results[0].rule if results else ""
     summary = FinetuneSummary(task_data.name, str(weights), task_data.metric, recipe, rule, seed_scores, results)
     if info.is_main:
-        summary_path = Path(out_dir) / task_data.name / weights_id(weights) / f"{recipe.name}-{recipe.key()}"
+        summary_path = recipe_dir(out_dir, task_data.name, weights, recipe, opts.no_valid)
         write_json(summary.to_dict(), summary_path / "summary.json")
         if scores_dir is not None:
             run_file = summary_path / "summary.json"

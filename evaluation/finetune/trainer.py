@@ -229,8 +229,12 @@ class Trainer:
             bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
         bar.close()
         total = time.perf_counter() - start
-        return {"train_loss": float(np.mean(losses)), "lr": lr, "train_s": total, "data_wait_s": wait,
-                "steps": n_steps}
+        mean_loss = float(np.mean(losses))
+        if info.distributed:  # each process saw its slice of every batch: report the global-batch loss
+            t = torch.tensor([mean_loss], dtype=torch.float64, device=dev)
+            torch.distributed.all_reduce(t)
+            mean_loss = float(t) / info.world
+        return {"train_loss": mean_loss, "lr": lr, "train_s": total, "data_wait_s": wait, "steps": n_steps}
 
     @torch.no_grad()
     def predict(self, split: str) -> tuple[np.ndarray, np.ndarray]:
