@@ -11,6 +11,7 @@ all-notes-off/all-sound-off and a silent gap, and the slots are cut apart afterw
 """
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -46,6 +47,11 @@ SOUNDFONT_CANDIDATES = [  # Debian packages: timgm6mb-soundfont, musescore-gener
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
 ]
 SLOT_GAP_SEC = 2.0
+# Slots start on a 0.1 s grid (a whole number of MIDI ticks and of fluidsynth's 64-sample blocks at 16 kHz).
+# fluidsynth carries some state from slot to slot (reverb tails, voice filters), so an excerpt's samples depend on
+# the batch it is rendered in: the builder keeps batches fixed (one job = one fixed list of clips), which makes a
+# build, and a resumed build, reproduce the same files.
+SLOT_GRID_SEC = 0.1
 RENDER_TIMEOUT_SEC = 600
 
 
@@ -94,6 +100,16 @@ def _essen(books: list[str]) -> list[str]:
 
 
 def style_pieces(style: str) -> list[str]:
+    """All candidate pieces of a style, sorted (a fresh list; the scan is cached)."""
+    return list(_style_pieces(style))
+
+
+@lru_cache(maxsize=None)
+def _style_pieces(style: str) -> tuple[str, ...]:
+    return tuple(_scan_style(style))
+
+
+def _scan_style(style: str) -> list[str]:
     """All candidate pieces of a style, sorted. Styles in ``BENCHMARK_STYLES`` feed the genre task; the others
     (and the pieces of benchmark styles that no benchmark task uses) feed the pre-training pool."""
     if style == "chorale":
@@ -187,7 +203,7 @@ def render_excerpts(items: list[tuple[list[Note], float, int]], soundfont: Path,
         slots.append((t, dur))
         all_notes += [Note(n.start + t, n.end + t, n.pitch, n.velocity, n.channel) for n in notes]
         programs_at.append((t, program))
-        t += dur + SLOT_GAP_SEC
+        t = math.ceil((t + dur + SLOT_GAP_SEC) / SLOT_GRID_SEC - 1e-9) * SLOT_GRID_SEC
     data = _slotted_midi(all_notes, programs_at, slots)
     with tempfile.TemporaryDirectory(prefix="m2d-mini-fs-") as tmp:
         mid, raw = Path(tmp) / "in.mid", Path(tmp) / "out.raw"
