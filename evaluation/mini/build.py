@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -240,7 +240,7 @@ def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list
                            for name, job in order}
                 not_done = set(futures)
                 while not_done:
-                    finished, not_done = wait(not_done, return_when=FIRST_EXCEPTION)
+                    finished, not_done = wait(not_done, return_when=FIRST_COMPLETED)
                     for future in finished:
                         future.result()  # re-raises a worker's error
                         job_done(*futures[future])

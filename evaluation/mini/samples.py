@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+
+import soundfile as sf
 
 HYDROGEN_DIR = Path("/usr/share/hydrogen/data/drumkits")
 LMMS_DIR = Path("/usr/share/lmms/samples")
@@ -51,10 +54,20 @@ def label_for(stem: str) -> str | None:
     return None
 
 
+def _readable(path: Path) -> bool:
+    try:
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - a few packaged files have broken headers (e.g. lmms drums/kick04.ogg)
+        return False
+    return info.frames > 0
+
+
 def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    """Decodable audio files under ``folder``, sorted; files soundfile cannot open are left out."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and _readable(p))
 
 
+@lru_cache(maxsize=4)
 def scan_packs(hydrogen_dir: Path = HYDROGEN_DIR, lmms_dir: Path = LMMS_DIR,
                sonic_pi_dir: Path = SONIC_PI_DIR) -> dict[str, list[Sample]]:
     """Every installed pack -> its samples (sorted by path). Missing packs are simply absent.
