@@ -18,7 +18,8 @@ Input, per task (hear-preprocess output): ``task_metadata.json``, ``labelvocabul
 Clips are read in batches of ``max(1, int(0.7 * 120 / sample_duration * 16000 / rate))`` (1 when the duration is
 null), as the kit does; clips of unequal length in one batch are embedded length by length. Every per-clip file is
 written atomically and kept, so a killed run resumes where it stopped; a finished task (``.done.embeddings``) is
-skipped. A task folder embedded with other weights or another hop is started afresh.
+skipped. An output task folder left by a run with other weights, another hop or another source folder
+is started afresh.
 """
 from __future__ import annotations
 
@@ -293,13 +294,14 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
             echo(f"{task_dir.name}: already embedded (.done.embeddings); skipping")
             continue
         marker = out_task / MARKER
+        task_signature = {**signature, "task": str(task_dir.resolve())}
         if out_task.exists():
             previous = json.loads(marker.read_text()) if marker.is_file() else None
-            if previous != signature:
+            if previous != task_signature:
                 echo(f"{out_task}: partial output of another run; starting this task afresh")
                 shutil.rmtree(out_task)
         out_task.mkdir(parents=True, exist_ok=True)
-        _save_json(marker, signature)
+        _save_json(marker, task_signature)
         start = time.time()
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)

@@ -112,8 +112,6 @@ def predict_task(path: str | Path, grid: str = "default", n_points: int = 8, dev
     """Run the protocol on one embedding task folder; returns what ``test.predicted-scores.json`` holds."""
     task = read_task(path)
     meta = task.metadata
-    log = Log(task.path / "prediction.log", echo)
-    log(f"Computing predictions for {task.path.name} (grid {grid}, {n_points} points, device {device})")
     try:
         scores = [get_score(name) for name in meta["evaluation"]]
     except ValueError as err:
@@ -126,6 +124,10 @@ def predict_task(path: str | Path, grid: str = "default", n_points: int = 8, dev
     confs = grid_points(grid, meta, n_points)
     pp_grid = (meta.get("evaluation_params") or {}).get("event_postprocessing_grid", DEFAULT_POSTPROCESSING_GRID)
     runner = Runner(task, scores, device, pp_grid, progress)
+    for split in meta["splits"]:  # every split file is there and readable before any training
+        load_splits(task, [split], in_memory=False)
+    log = Log(task.path / "prediction.log", echo)
+    log(f"Computing predictions for {task.path.name} (grid {grid}, {n_points} points, device {device})")
     state_dir = task.path / STATE_DIR
     state_dir.mkdir(exist_ok=True)
 
