@@ -254,12 +254,15 @@ class Trainer:
         return loss.detach(), update
 
     def _stop_now(self) -> bool:
-        flag = self.stop.requested
-        if self.env.distributed:
-            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-            dist.all_reduce(t)
-            flag = bool(t.item() > 0)
-        return flag
+        """Whether a stop was requested (Ctrl-C/SIGTERM). Processes agree on it every 10 steps (a collective that
+        would otherwise synchronise every step); a single process looks at its flag every step."""
+        if not self.env.distributed:
+            return self.stop.requested
+        if self.step % 10:
+            return False
+        t = torch.tensor([1.0 if self.stop.requested else 0.0], device=self.device)
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
 
     def run(self) -> Path:
         """Train until ``--epochs`` (or ``--steps``); returns the run folder."""
