@@ -284,3 +284,24 @@ def test_predict_on_missing_or_damaged_embeddings(tmp_path, embedded):
     one_line_error(run("hear-predict", task, "--grid", "faster", "--grid-points", "1", "--no-progress"),
                    "valid.embeddings.npy", "bytes")
     one_line_error(run("hear-leaderboard", tmp_path / "tasks"), "no HEAR leaderboard task")
+
+
+def test_event_task_monitoring_the_loss_like_maestro(embedded, tmp_path):
+    """use_scoring_for_early_stopping false: val_loss is monitored, the single post-processing point is used,
+    and task_specific_param_grid overrides the grid."""
+    task = tmp_path / "toy_events-v1-full"
+    shutil.copytree(embedded / "emb/toy_events-v1-full", task,
+                    ignore=shutil.ignore_patterns("predict-checkpoints", "prediction*", "*.predict*"))
+    meta = json.loads((task / "task_metadata.json").read_text())
+    meta.update(use_scoring_for_early_stopping=False,
+                evaluation=["event_onset_50ms_fms", "event_onset_offset_50ms_20perc_fms"],
+                evaluation_params={"event_postprocessing_grid": {"median_filter_ms": [150], "min_duration": [50]},
+                                   "task_specific_param_grid": {"max_epochs": [3], "check_val_every_n_epoch": [1]}})
+    (task / "task_metadata.json").write_text(json.dumps(meta))
+    ok("hear-predict", task, "--grid", "faster", "--grid-points", "2", "--no-progress")
+    scores = json.loads((task / "test.predicted-scores.json").read_text())
+    assert scores["score_mode"] == "min" and scores["hparams"]["max_epochs"] == 3
+    assert scores["postprocessing"] == [["median_filter_ms", 150], ["min_duration", 50]]
+    assert scores["test"]["test_score"] == scores["test"]["test_event_onset_50ms_fms"]
+    assert "test_event_onset_offset_50ms_20perc_fms_recall" in scores["test"]
+    assert scores["test"]["validation_score"] > 0  # a loss, not a score
