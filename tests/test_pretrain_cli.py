@@ -175,6 +175,33 @@ def test_resume_equals_uninterrupted_run(corpus, tmp_path, one_thread):
     assert result.exit_code == 0
 
 
+def test_ctrl_c_saves_the_state_and_resume_finishes(corpus, tmp_path, one_thread, monkeypatch):
+    import signal
+
+    from pretrain.trainer import Trainer
+
+    original, calls = Trainer.iteration_step, []
+
+    def interrupted(self, batch, epoch_iter):
+        out = original(self, batch, epoch_iter)
+        calls.append(epoch_iter)
+        if len(calls) == 4:
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C in the middle of the 4th step
+        return out
+
+    monkeypatch.setattr(Trainer, "iteration_step", interrupted)
+    args = train_args(corpus / "data", tmp_path / "r", "--epochs", "3", "--batch-size", "4", "--save-freq", "3")
+    cli(*args)
+    run = run_dir_of(tmp_path / "r")
+    state = state_of(run / LAST)
+    assert (state["step"], state["epoch"], state["epoch_iteration"]) == (4, 0, 4) and len(calls) == 4
+    monkeypatch.undo()
+    cli(*args, "--resume", "--checkpoint-minutes", "1e-9")  # now also a mid-epoch state after every step
+    state = state_of(run / LAST)
+    assert (state["step"], state["epoch"], state["epoch_iteration"]) == (17, 2, 5)
+    assert state_of(run / "checkpoint-3.pth")["step"] == 18
+
+
 def test_train_errors_are_one_line(corpus, tmp_path, one_thread):
     result = cli(*train_args(tmp_path, tmp_path / "o", "--epochs", "1"), ok=False)
     assert result.exit_code != 0 and "files.csv" in result.output and "m2d-pretrain prepare" in result.output
