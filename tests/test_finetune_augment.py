@@ -24,7 +24,8 @@ def test_mixup_mixes_each_sample_with_a_partner_and_labels_still_sum_to_one():
     partner = r.rng.permutation(8)
     expect = x * torch.from_numpy(lam)[:, None] + x[partner] * (1 - torch.from_numpy(lam))[:, None]
     torch.testing.assert_close(xm, expect)
-    torch.testing.assert_close(ym, y * torch.from_numpy(lam)[:, None] + y[partner] * (1 - torch.from_numpy(lam))[:, None])
+    lam_t = torch.from_numpy(lam)[:, None]
+    torch.testing.assert_close(ym, y * lam_t + y[partner] * (1 - lam_t))
     assert len(np.unique(lam)) == 8  # per-sample lambdas
 
 

@@ -9,5 +9,5 @@ from .recipes import RECIPES, Recipe, recipe_for
 from .runner import DEFAULT_SEEDS, FinetuneSummary, evaluate_finetune, run_finetune
 from .trainer import FinetuneError, RoundResult, TrainOptions, train_round
 
-__all__ = ["RECIPES", "Recipe", "recipe_for", "DEFAULT_SEEDS", "FinetuneSummary", "run_finetune", "evaluate_finetune", "FinetuneError",
-           "RoundResult", "TrainOptions", "train_round"]
+__all__ = ["RECIPES", "Recipe", "recipe_for", "DEFAULT_SEEDS", "FinetuneSummary", "run_finetune", "evaluate_finetune",
+           "FinetuneError", "RoundResult", "TrainOptions", "train_round"]

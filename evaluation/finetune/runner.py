@@ -5,7 +5,6 @@ folder per fold and seed, see :mod:`trainer`), plus ``summary.json`` beside the 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 

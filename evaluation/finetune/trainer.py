@@ -226,7 +226,8 @@ class Trainer:
             losses.append(value)
             n_steps += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}",
+                            data_wait=f"{100 * wait / max(time.perf_counter() - start, 1e-9):.0f}%")
         bar.close()
         total = time.perf_counter() - start
         mean_loss = float(np.mean(losses))
