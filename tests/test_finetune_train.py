@@ -18,7 +18,7 @@ from m2d_hear.config import parse_config_name
 from m2d_hear.export import random_encoder, save_encoder_only
 from m2d_hear.vit import ViTSize
 
-from evaluation.finetune import Recipe, TrainOptions, run_finetune, train_round
+from evaluation.finetune import Recipe, TrainOptions, evaluate_finetune, run_finetune, train_round
 from evaluation.finetune import distributed as D
 from evaluation.finetune.trainer import FinetuneError, Trainer
 from evaluation.metrics import accuracy
@@ -187,9 +187,8 @@ def test_folds_use_the_best_test_rule_and_rows_reach_scores_csv(tmp_path):
                            opts=TrainOptions(num_workers=0, progress=False), scores_dir=tmp_path / "out")
     assert [r.round for r in summary.results] == ["fold1", "fold2"]
     assert all(r.rule == "best-test" for r in summary.results)
-    carve = run_finetune(task, weights, tmp_path / "out" / "finetune", recipe=quick, seeds=(43,),
-                         opts=TrainOptions(num_workers=0, progress=False, no_valid="carve"),
-                         scores_dir=tmp_path / "out", rounds=["fold2"])
+    carve = evaluate_finetune(task, weights, tmp_path / "out", device="auto", seeds=(43,), recipe=quick,
+                              rounds=["fold2"], num_workers=0, progress=False, no_valid="carve")  # the `all` hook
     assert carve.results[0].rule == "carve" and carve.results[0].n_train == 5
     rows = pd.read_csv(tmp_path / "out" / "scores.csv", dtype={"fold": str})
     assert set(zip(rows.protocol, rows.fold)) == {("finetune", "fold1"), ("finetune", "fold2"),

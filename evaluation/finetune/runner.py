@@ -168,10 +168,11 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
 
 
 def evaluate_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, device: str | None = None,
-                      seeds=DEFAULT_SEEDS, resume: bool = True, **options) -> FinetuneSummary:
+                      seeds=DEFAULT_SEEDS, resume: bool = True, recipe: Recipe | None = None,
+                      rounds: list[str] | None = None, **options) -> FinetuneSummary:
     """The ``m2d-eval all`` hook: fine-tune with the task's recipe, runs under ``out_dir/finetune``, rows appended
-    to ``out_dir/scores.csv``. ``resume`` defaults to True so that a re-run of ``all`` continues or reuses runs."""
+    to ``out_dir/scores.csv``. ``resume`` defaults to True so that a re-run of ``all`` continues or reuses runs;
+    ``options`` are :class:`TrainOptions` fields (``num_workers``, ``no_valid``, ``precision`` ...)."""
     opts = TrainOptions(device=device, **options)
-    summary = run_finetune(task_data, weights, Path(out_dir) / "finetune", seeds=seeds, opts=opts, resume=resume,
-                           scores_dir=out_dir)
-    return summary
+    return run_finetune(task_data, weights, Path(out_dir) / "finetune", recipe=recipe, seeds=seeds, opts=opts,
+                        resume=resume, scores_dir=out_dir, rounds=rounds)
