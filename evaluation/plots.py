@@ -22,7 +22,8 @@ def bar_chart(numeric: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     tasks = ordered_tasks(numeric.task)
     models = list(dict.fromkeys(numeric.model))
     width = 0.8 / max(1, len(models))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(tasks) * max(1, len(models)) ** 0.5 + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(tasks) * max(1, len(models)) ** 0.5 + 2),
+                                    3.4 + 0.22 * len(models)))
     for i, model in enumerate(models):
         g = numeric[numeric.model == model].set_index("task")
         xs, ys, errs = [], [], []
@@ -40,7 +41,7 @@ def bar_chart(numeric: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     ax.set_ylim(0, 100)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False)
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
