@@ -69,5 +69,7 @@ def all_(weights, task_names, no_finetune, out, seeds, data_root, skip_missing, 
                                            probe_params={"max_epochs": max_epochs}))
             if hook is not None:
                 hook(task, weights, out, device=None if device == "auto" else device)
-        tables = write_tables(out, paper_models=paper_models)
-    report(out, records, tables)
+        records = [r for r in records if r]
+        tables = write_tables(out, paper_models=paper_models) if records else []
+    if records:   # under torchrun only rank 0 has results to report
+        report(out, records, tables)

@@ -69,8 +69,9 @@ def linear(task_name, weights, task_path, out, seeds, data_root, skip_missing, c
         record = evaluate_linear(task, weights, out, seeds=seeds, cache_root=cache, device=device,
                                  batch_size=batch_size, num_workers=workers,
                                  probe_params={"max_epochs": max_epochs})
-        tables = write_tables(out, paper_models=paper_models)
-    report(out, [record], tables)
+        tables = write_tables(out, paper_models=paper_models) if record else []
+    if record:   # under torchrun only rank 0 reports
+        report(out, [record], tables)
 
 
 def report(out: Path, records: list[dict], tables: list[Path]) -> None:

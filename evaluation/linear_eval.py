@@ -7,6 +7,7 @@ to ``scores.csv`` at once, and rows already there are skipped, so a killed run r
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict
@@ -27,8 +28,26 @@ DEFAULT_SEEDS = (42, 43, 44)
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
     return torch.device(device)
+
+
+def init_distributed() -> int:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1), join the process group (NCCL on GPUs, else gloo); returns the rank.
+
+    Only the embedding extraction is sharded across ranks; rank 0 then trains the probes and writes the results.
+    """
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank()
 
 
 def targets(task: TaskData, clips) -> np.ndarray:
@@ -61,6 +80,7 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
     label = weights_name or weights_label(weights)
     dev = resolve_device(device)
     started = time.time()
+    init_distributed()
     if model is None:
         model = m2d_hear.load_m2d(weights)
     crop = CropSettings(task.unit_sec, model.sample_rate)
@@ -68,6 +88,8 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
     emb = extract(model, task, weights, cache_root, crop=crop, batch_size=batch_size, num_workers=num_workers,
                   device=dev, progress=progress)
     embed_sec = time.time() - t0
+    if emb is None or init_distributed() != 0:   # other ranks only extract their shards
+        return {}
     params = dict(probe_params or {})
     done = done_keys(out_dir)
     rounds = task.rounds()
