@@ -164,8 +164,12 @@ def plan_speaker(scale: Scale, seed: int = 0) -> TaskPlan:
         label = f"spk{index:02d}"
         for split, count in zip(("train", "valid", "test"), scale.speaker_sentences):
             for j, text in enumerate(rng.sample(by_split[split], count)):
+                # a speaker's voice and accent are fixed; rate, pitch and tape speed vary a little per utterance
+                said = speech.Persona(persona.engine, persona.voice, max(60, int(persona.rate * rng.uniform(0.9, 1.1))),
+                                      min(99, max(0, persona.pitch + rng.randrange(-6, 7))), persona.pitch_range,
+                                      round(persona.speed + rng.uniform(-0.02, 0.02), 3))
                 plan.clips.append(ClipPlan(f"{split}/{label}/{label}_{j:02d}.wav", (label,), split, 3.0,
-                                           persona.recipe(text, rng.randrange(1 << 30)), position=rng.random(),
+                                           said.recipe(text, rng.randrange(1 << 30)), position=rng.random(),
                                            level_db=rng.uniform(-12, -1), group=split))
     plan.sources = {"voices": sorted({bases[i % len(bases)] for i in range(scale.speakers)}),
                     "texts": sorted(SENTENCES)}
