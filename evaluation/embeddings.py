@@ -191,7 +191,7 @@ def extract(model, task: TaskData, weights: str | Path, cache_root: str | Path, 
     folder = cache_dir_for(cache_root, meta)
     merged = folder / "embeddings.npy"
     if (folder / "done.json").is_file() and merged.is_file():
-        return ClipEmbeddings(task, np.load(merged), folder)
+        return ClipEmbeddings(task, np.load(merged, mmap_mode="r"), folder)
     d_rank, d_world = dist_info()
     rank = d_rank if rank is None else rank
     world_size = d_world if world_size is None else world_size
@@ -212,14 +212,29 @@ def extract(model, task: TaskData, weights: str | Path, cache_root: str | Path, 
         if absent:
             raise RuntimeError(f"{len(absent)} embedding shards missing in {folder} (first {absent[0].name}); "
                                "run every rank to completion, then rerun to merge")
-        matrix = np.concatenate([np.load(p) for p in shard_path])
-        atomic_npy(matrix, merged)
-        atomic_json({"rows": len(matrix), "dim": int(matrix.shape[1])}, folder / "done.json")
+        rows, dim = merge_shards(shard_path, merged)
+        atomic_json({"rows": rows, "dim": dim}, folder / "done.json")
     if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     if not merged.is_file():   # ranks without a process group: rank 0 merges when it finishes
         return None
-    return ClipEmbeddings(task, np.load(merged), folder)
+    return ClipEmbeddings(task, np.load(merged, mmap_mode="r"), folder)
+
+
+def merge_shards(shards: list[Path], path: Path) -> tuple[int, int]:
+    """Concatenate shard files into one .npy through a memory map (never two copies in memory), atomically."""
+    shapes = [np.load(p, mmap_mode="r").shape for p in shards]
+    rows, dim = sum(s[0] for s in shapes), shapes[0][1]
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
+    start = 0
+    for p, (n, _) in zip(shards, shapes):
+        out[start:start + n] = np.load(p, mmap_mode="r")
+        start += n
+    out.flush()
+    del out
+    os.replace(tmp, path)
+    return rows, dim
 
 
 @torch.no_grad()
