@@ -290,11 +290,14 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
     for task_dir in tasks:
         out_task = out / task_dir.name
         done.append(out_task)
-        if (out_task / ".done.embeddings").exists():
-            echo(f"{task_dir.name}: already embedded (.done.embeddings); skipping")
-            continue
         marker = out_task / MARKER
         task_signature = {**signature, "task": str(task_dir.resolve())}
+        if (out_task / ".done.embeddings").exists():
+            echo(f"{task_dir.name}: already embedded (.done.embeddings); skipping")
+            if marker.is_file() and json.loads(marker.read_text()) != task_signature:
+                echo(f"note: {out_task} was embedded with other weights, hop or source ({marker.name}); "
+                     "use another --out to embed with these")
+            continue
         if out_task.exists():
             previous = json.loads(marker.read_text()) if marker.is_file() else None
             if previous != task_signature:

@@ -77,7 +77,8 @@ def collect(folders: list[Path], echo=print) -> dict[str, float]:
         meta_path = folder / "task_metadata.json"
         scores_path = folder / "test.predicted-scores.json"
         meta = json.loads(meta_path.read_text())
-        key = (meta.get("task_name"), meta.get("mode"))
+        mode = meta.get("mode") or folder.name.rsplit("-", 1)[-1]  # hear-preprocess names end in -<mode>
+        key = (meta.get("task_name"), mode)
         column = TASKS.get(key)
         if column is None:
             echo(f"note: {folder.name} ({key[0]}, mode {key[1]}) is not a HEAR leaderboard task; left out")
