@@ -298,7 +298,7 @@ def test_event_task_monitoring_the_loss_like_maestro(embedded, tmp_path):
                 evaluation_params={"event_postprocessing_grid": {"median_filter_ms": [150], "min_duration": [50]},
                                    "task_specific_param_grid": {"max_epochs": [3], "check_val_every_n_epoch": [1]}})
     (task / "task_metadata.json").write_text(json.dumps(meta))
-    ok("hear-predict", task, "--grid", "faster", "--grid-points", "2", "--no-progress")
+    ok("hear-predict", task, "--grid", "faster", "--grid-points", "2", "--memmap", "--no-progress")
     scores = json.loads((task / "test.predicted-scores.json").read_text())
     assert scores["score_mode"] == "min" and scores["hparams"]["max_epochs"] == 3
     assert scores["postprocessing"] == [["median_filter_ms", 150], ["min_duration", 50]]

@@ -136,7 +136,9 @@ class Rows:
                 pieces.append(part[a:b])
         if not pieces:
             return np.zeros((0, self.parts[0].shape[1]), np.float32)
-        return np.asarray(pieces[0] if len(pieces) == 1 else np.concatenate(pieces), dtype=np.float32)
+        if len(pieces) == 1:  # a writable copy when it comes from a read-only memmap
+            return pieces[0] if type(pieces[0]) is np.ndarray else np.array(pieces[0], dtype=np.float32)
+        return np.concatenate(pieces).astype(np.float32, copy=False)
 
 
 @dataclass
