@@ -119,7 +119,7 @@ def predict_task(path: str | Path, grid: str = "default", n_points: int = 8, dev
     if any(s.event_based != task.is_event for s in scores):
         raise HearTaskError(f"{task.path / 'task_metadata.json'}: scores {meta['evaluation']} do not fit a "
                             f"{meta['embedding_type']} task")
-    size = embedding_size(task)
+    embedding_size(task)  # the same dimension in every split, or a clear error
     runs = data_splits(meta, str(task.path / "task_metadata.json"))
     confs = grid_points(grid, meta, n_points)
     pp_grid = (meta.get("evaluation_params") or {}).get("event_postprocessing_grid", DEFAULT_POSTPROCESSING_GRID)
