@@ -125,3 +125,34 @@ def test_embedding_files_equal_the_kits(tmp_path):
                 assert [sorted(r) for r in json.loads(a.read_text())] == [sorted(r) for r in json.loads(b.read_text())]
             else:
                 assert a.read_bytes() == b.read_bytes(), rel
+
+
+def test_kit_predictions_runner_reads_hear_embed_output(tmp_path, monkeypatch):
+    """The kit's predictions runner trains on our embedding folder unchanged and writes the keys we write."""
+    pytest.importorskip("pytorch_lightning")
+    from click.testing import CliRunner
+    from heareval.predictions.runner import runner
+
+    from evaluation.hear.embed import embed_tasks
+    from evaluation.hear.predict import predict_task
+    from m2d_hear.config import parse_config_name
+    from m2d_hear.export import random_encoder, save_encoder_only
+    from m2d_hear.vit import ViTSize
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # Lightning 1.9 checkpoints under torch >= 2.6
+    monkeypatch.chdir(tmp_path)  # the kit writes logs/ under the working directory
+    name = "m2d_vit_base-80x608p16x16-240101-random0"
+    weights = save_encoder_only(random_encoder(parse_config_name(name), ViTSize(64, 1, 1)),
+                                tmp_path / name / "weights_ep0.pth")
+    toy_tasks.folds_task(tmp_path / "tasks")
+    embed_tasks(weights, tmp_path / "tasks", tmp_path / "emb", device="cpu", progress=False, echo=lambda *_: None)
+    task = tmp_path / "emb/toy_folds-v1-full"
+    result = CliRunner().invoke(runner, [str(task), "--grid", "faster", "--grid-points", "1"])
+    assert result.exit_code == 0, result.output[-2000:]
+    theirs = json.loads((task / "test.predicted-scores.json").read_text())
+    (task / "test.predicted-scores.json").rename(task / "kit.predicted-scores.json")
+    ours = predict_task(task, "faster", 1, progress=False, echo=False)
+    assert list(theirs) == list(ours)
+    for fold in ["fold00", "fold01", "fold02", "aggregated_scores"]:
+        assert list(theirs[fold]) == list(ours[fold])
+    assert theirs["hparams"].keys() == ours["hparams"].keys()
