@@ -269,6 +269,8 @@ def test_bad_task_folders_give_one_line_errors(tmp_path, weights):
 
     one_line_error(run("hear-embed", "--tasks-dir", tmp_path / "rate", "--weights", weights, "--out", tmp_path / "e",
                        "--task", "no_such_task"), "no_such_task")
+    one_line_error(run("hear-embed", "--tasks-dir", tmp_path / "stereo", "--weights", weights, "--out",
+                       tmp_path / "e", "--hop-ms", "30"), "--hop-ms 30", "40")
 
 
 def test_predict_on_missing_or_damaged_embeddings(tmp_path, embedded):

@@ -24,6 +24,7 @@ is started afresh.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import random
@@ -263,6 +264,20 @@ def _run_signature(weights: Path, hop_ms: float | None, model) -> dict:
             "embedding_size": int(model.scene_embedding_size)}
 
 
+def check_hop(model, hop_ms: float | None) -> None:
+    """Fail before any work when the hop cannot be made by shifting the spectrogram by whole frames."""
+    if hop_ms is None or hop_ms >= model.config.frame_ms:
+        return
+    if hop_ms <= 0:
+        raise HearTaskError(f"--hop-ms {hop_ms:g}: the hop must be positive")
+    patch_t = model.config.patch_size[1]
+    shifts = math.ceil(model.config.frame_ms / hop_ms)
+    if patch_t % shifts:
+        good = ", ".join(f"{model.config.frame_ms / k:g}" for k in range(1, patch_t + 1) if patch_t % k == 0)
+        raise HearTaskError(f"--hop-ms {hop_ms:g}: this model's timestamps come in steps of "
+                            f"{model.config.frame_ms:g} ms / k with k dividing {patch_t}; use one of {good}")
+
+
 def task_dirs(tasks_dir: Path, task: str) -> list[Path]:
     if task == "all":
         found = sorted(p for p in tasks_dir.iterdir() if (p / "task_metadata.json").is_file())
@@ -284,7 +299,10 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
     weights, tasks_dir, out = Path(weights), Path(tasks_dir), Path(out)
     tasks = task_dirs(tasks_dir, task)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HearTaskError(f"--device {device}: no CUDA device is visible to PyTorch; use --device cpu")
     model = load_model(str(weights), timestamp_hop_ms=hop_ms, device=device).eval()
+    check_hop(model, hop_ms)
     signature = _run_signature(weights, hop_ms, model)
     done = []
     for task_dir in tasks:
