@@ -33,7 +33,12 @@ class ResumeError(ValueError):
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.random.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Generator states as tensors and plain Python values, so the checkpoint loads with ``weights_only=True``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.random.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
+             "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -41,10 +46,16 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     torch.random.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _load(path: Path, **kw):
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(path, map_location="cpu", weights_only=True, **kw)
 
 
 def epoch_checkpoint(run_dir: Path, epoch: int) -> Path:
@@ -70,9 +81,9 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer, scaler, args:
 
 
 def load_training_state(path: Path) -> dict:
-    """Read a full checkpoint written by this trainer (it holds pickled numpy RNG states, so it is trusted)."""
+    """Read a full checkpoint written by this trainer (tensors, plain values and the args Namespace only)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = _load(path)
     except Exception as err:  # noqa: BLE001
         raise ResumeError(f"{path}: cannot read the checkpoint ({type(err).__name__}: {err}); delete it to resume "
                           "from the previous one") from None
@@ -91,7 +102,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     best, best_key = None, None
     for path in checkpoints_in(run_dir):
         try:
-            meta = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+            meta = _load(path, mmap=True)
         except Exception:  # noqa: BLE001 - a broken file is skipped; an older checkpoint is used
             continue
         key = (meta.get("iteration", -1), path.name != LAST)

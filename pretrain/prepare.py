@@ -7,6 +7,7 @@ mel spectrogram saved as float32 ``(1, 80, frames)`` under the same relative pat
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -104,7 +105,8 @@ def prepare_folder(src_dir: Path, data_dir: Path, sr: str = "16k", min_seconds: 
                 failures.append((rel, reason))
             bar.update()
     else:
-        with ProcessPoolExecutor(jobs) as pool:
+        # forkserver: a forked copy of a process whose torch already ran OpenMP threads can deadlock
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
             for rel, reason in pool.map(convert_one, work, chunksize=max(1, min(32, len(work) // (4 * jobs)))):
                 if reason:
                     failures.append((rel, reason))

@@ -273,6 +273,9 @@ class Trainer:
         self._say(f"run folder {self.run_dir}; {len(self.dataset)} items/epoch, {self.iters_per_epoch} iterations "
                   f"of global batch {self.order.global_batch} x accum {a.accum_iter}; lr {self.base_lr:.3g}; "
                   f"norm_stats {self.mean:.4f} {self.std:.4f}; device {self.device}, {self.env.world} process(es)")
+        if a.warmup_epochs >= a.epochs:
+            self._say(f"warning: --warmup-epochs {a.warmup_epochs} >= --epochs {a.epochs}: the learning rate only "
+                      "warms up (it never reaches --blr's value nor decays); lower --warmup-epochs")
         self.last_save = time.monotonic()
         window_loss, window_n, window_start = torch.zeros((), device=self.device), 0, time.perf_counter()
         window_samples = 0

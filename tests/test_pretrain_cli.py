@@ -60,7 +60,11 @@ def train_args(data, out, *extra):
 
 
 def state_of(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """Checkpoints hold tensors, plain values and the args Namespace only: they load with weights_only."""
+    import argparse
+
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def run_dir_of(out: Path) -> Path:
