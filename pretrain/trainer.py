@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -345,6 +346,9 @@ def train(args: argparse.Namespace, defaulted=()) -> Path:
         trainer.setup()
         return trainer.run()
     except (DataError, ValueError) as err:
-        raise TrainingError(str(err)) from None
+        # a DataLoader worker's error arrives with its traceback in the message: keep the error's own last line
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        message = lines[-1] if len(lines) > 1 else str(err)
+        raise TrainingError(re.sub(r"^[\w.]*(Error|Exception): ", "", message)) from None
     finally:
         D.shutdown(env)

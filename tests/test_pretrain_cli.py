@@ -223,6 +223,12 @@ def test_train_errors_are_one_line(corpus, tmp_path, one_thread):
     (bad / "files.csv").write_text("file_name\nmissing.npy\n")
     result = cli(*train_args(bad, tmp_path / "o2", "--batch-size", "1"), ok=False)
     assert result.exit_code != 0 and "missing.npy" in result.output and "Traceback" not in result.output
+    (bad / "files.csv").write_text("file_name\nbroken.npy\n")
+    (bad / "broken.npy").write_bytes(b"not numpy")  # read in a loader worker; norm_stats given, so not before
+    result = cli(*train_args(bad, tmp_path / "o3", "--batch-size", "1", "--num-workers", "1", "--norm-stats", "-7,4"),
+                 ok=False)
+    assert result.exit_code != 0 and "broken.npy: not a readable .npy file" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------------------------------------ distributed
