@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +55,8 @@ TASKS = [
 
 
 def measure(fn, repeats: int, sync) -> float:
+    """The fastest of ``repeats`` timed calls after a warm-up: on a shared machine the minimum is the timing least
+    inflated by other jobs."""
     fn()  # warm-up
     sync()
     times = []
@@ -64,7 +65,7 @@ def measure(fn, repeats: int, sync) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def bench_task(task, device, batches, eval_batch, repeats, wav_dir):
@@ -141,7 +142,7 @@ def main():
                         help="two training batch sizes measured [CPU: 2 6, GPU: half the recipe's and the recipe's]")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--eval-batch", type=int, default=None, help="eval batch measured [CPU: 4, GPU: recipe]")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tasks", nargs="*", default=[t[0] for t in TASKS])
     parser.add_argument("--out", default="results/bench")
     args = parser.parse_args()
@@ -171,7 +172,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "finetune_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    lines = [f"# Fine-tuning speed: seconds per epoch at full dataset size", "", f"**{label}.** Device: {kind}; "
+    lines = ["# Fine-tuning speed: seconds per epoch at full dataset size", "", f"**{label}.** Device: {kind}; "
              f"ViT-Base encoder, fp32; training steps measured at batches {batch or 'recipe/2, recipe'} and fitted as "
              f"fixed + per-sample cost, extrapolated to the recipe's batch; eval at batch {eval_batch or 'recipe'}.",
              "", "| task | recipe | frames | batch | step fixed s | train s/sample | eval s/sample | decode ms/clip | "
