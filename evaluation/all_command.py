@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 from pathlib import Path
 
 import click
@@ -35,41 +36,86 @@ def default_weights() -> Path:
     return default_weight_file()
 
 
+def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="default") -> tuple[list[str], str]:
+    """The task sources to run and which benchmark they form (``paper``, ``mini`` or ``custom``)."""
+    if task_names:
+        return list(task_names), "custom"
+    found = [] if benchmark == "mini" else found_tasks(data_root)
+    if found:
+        return found, "paper"
+    if benchmark == "paper":
+        raise FileNotFoundError("none of the paper's five datasets is under the data root; see `m2d-eval tasks` "
+                                "for the expected layouts, or pass --data-root / --tasks csv:...")
+    from evaluation.mini.suite import mini_task_sources
+
+    click.echo("no paper datasets under the data root: running the built-in mini benchmark "
+               "(built once into the cache; `m2d-eval mini build` builds it alone)")
+    sources = mini_task_sources(mini_dir, scale=mini_scale)
+    if not sources:
+        raise FileNotFoundError("the mini benchmark could not be built; run `m2d-eval mini build` for details")
+    return sources, "mini"
+
+
 @click.command(name="all")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="M2D weight file [default: the project's default model, m2d_hear.default.default_weight_file()]")
 @click.option("--tasks", "task_names", multiple=True,
               help="tasks to run (repeatable; names, csv:... or hear:...) [default: every task found]")
+@click.option("--benchmark", type=click.Choice(["auto", "paper", "mini"]), default="auto", show_default=True,
+              help="auto: the paper's tasks found under the data root, else the built-in mini benchmark")
+@click.option("--baseline/--no-baseline", default=None,
+              help="also evaluate a randomly initialised encoder of the same shape [default: on for mini]")
+@click.option("--mini-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="mini benchmark cache [default: $M2D_CACHE/mini or ~/.cache/m2d-hear/mini]")
+@click.option("--mini-scale", type=click.Choice(["default", "tiny"]), default="default", hidden=True,
+              help="tiny: a few clips per split (tests)")
 @click.option("--no-finetune", is_flag=True, help="linear probe only")
 @common_options
-def all_(weights, task_names, no_finetune, out, seeds, data_root, skip_missing, cache, device, batch_size, workers,
-         max_epochs, paper_models):
-    """Evaluate WEIGHTS on every task found: linear probe, fine-tuning (if available), tables."""
+def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, out, seeds, data_root, skip_missing, cache,
+         device, batch_size, workers, max_epochs, paper_models):
+    """Evaluate WEIGHTS on every task found: linear probe, fine-tuning (if available), tables.
+
+    With no dataset under the data root (a fresh machine) it runs the built-in mini benchmark, with the default
+    model beside a randomly initialised encoder of the same shape.
+    """
+    start = time.time()
     with one_line_errors():
         weights = weights or default_weights()
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: weight file not found")
-        names = list(task_names) or found_tasks(data_root)
-        if not names:
-            raise FileNotFoundError("no tasks found under the data root; see `m2d-eval tasks` for the expected "
-                                    "layouts, or pass --data-root / --tasks csv:... ")
-        import m2d_hear
+        names, kind = choose_tasks(task_names, benchmark, data_root, mini_dir, mini_scale)
+        all_weights = [weights]
+        if baseline or (baseline is None and kind == "mini"):
+            from evaluation.baselines import random_init_twin
 
-        model = m2d_hear.load_m2d(weights)
+            all_weights.append(random_init_twin(weights, Path(out) / "baselines"))
         hook = None if no_finetune else finetune_hook()
         if not no_finetune and hook is None:
             click.echo(f"fine-tuning skipped: {FINETUNE_HOOK} is not available")
+        finetune_options = {"num_workers": workers}
+        if kind == "mini":
+            from evaluation.mini.suite import MINI_FINETUNE, MINI_FINETUNE_SEEDS
+
+            # short clips decode in microseconds; worker start-up per epoch would dominate the run
+            finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0}
+        import m2d_hear
+
         records = []
-        for name in names:
-            task = load_task(name, data_root=data_root, skip_missing=skip_missing)
-            click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
-                                         if task.missing else ""))
-            records.append(evaluate_linear(task, weights, out, seeds=seeds, cache_root=cache, model=model,
-                                           device=device, batch_size=batch_size, num_workers=workers,
-                                           probe_params={"max_epochs": max_epochs}))
-            if hook is not None:
-                hook(task, weights, out, device=None if device == "auto" else device)
+        for weight_file in all_weights:
+            model = m2d_hear.load_m2d(weight_file)
+            for name in names:
+                task = load_task(name, data_root=data_root, skip_missing=skip_missing)
+                click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
+                                             if task.missing else ""))
+                records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
+                                               device=device, batch_size=batch_size, num_workers=workers,
+                                               probe_params={"max_epochs": max_epochs}))
+                if hook is not None:
+                    rounds = [task.rounds()[0].name] if kind == "mini" else None
+                    hook(task, weight_file, out, device=None if device == "auto" else device, rounds=rounds,
+                         **finetune_options)
         records = [r for r in records if r]
         tables = write_tables(out, paper_models=paper_models) if records else []
     if records:   # under torchrun only rank 0 has results to report
         report(out, records, tables)
+        click.echo(f"m2d-eval all: {len(records)} task runs in {time.time() - start:.0f} s")

@@ -8,6 +8,7 @@ from m2d_hear.lazy_group import LazyGroup
 # name -> "module:click command". Add a line here to register a new sub-command.
 COMMANDS = {
     "init": "pretrain.init_weights:init",
+    "plot": "pretrain.plot_log:plot",
     "prepare": "pretrain.prepare:prepare",
     "train": "pretrain.train:train",
     "export": "pretrain.export:export",
