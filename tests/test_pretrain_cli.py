@@ -179,6 +179,48 @@ def test_resume_equals_uninterrupted_run(corpus, tmp_path, one_thread):
     assert result.exit_code == 0
 
 
+def make_trainer(data, out, *extra):
+    from pretrain.train import namespace, train as command
+    from pretrain.trainer import Trainer
+
+    ctx = command.make_context("train", [str(a) for a in train_args(data, out, *extra)[1:]])
+    return Trainer(namespace(dict(ctx.params)))
+
+
+def test_in_the_loop_target_changes_only_by_ema(corpus, tmp_path, one_thread):
+    torch.set_num_threads(1)
+    trainer = make_trainer(corpus / "data", tmp_path, "--batch-size", "4", "--accum-iter", "2", "--epochs", "2",
+                           "--ema-decay-init", "0.9", "--ema-decay", "0.99", "--lr", "1e-2", "--warmup-epochs", "0")
+    trainer.setup()
+    model, batches = trainer.model, iter(trainer.loader)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.set_lr(0.0)
+    trainer.iteration_step(next(batches), 0)  # first micro-batch: gradients accumulate, nothing moves
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.target_parameters())
+    trainer.iteration_step(next(batches), 1)  # second: AdamW step, then EMA with the rate of iteration 1
+    tau = 0.9 + (0.99 - 0.9) * 1 / (trainer.total_iters - 1)
+    after = model.state_dict()
+    assert not torch.equal(after["blocks.0.attn.qkv.weight"], before["blocks.0.attn.qkv.weight"])
+    for key, value in after.items():
+        if key.startswith("target_"):
+            online = after[key.replace("target_blocks", "blocks").replace("target_norm", "norm")]
+            torch.testing.assert_close(value, tau * before[key] + (1 - tau) * online, rtol=0, atol=1e-6)
+        elif key in ("pos_embed", "decoder_pos_embed", "norm_stats"):
+            assert torch.equal(value, before[key])
+    assert trainer.step == 1 and trainer.iteration == 2
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_runs(corpus, tmp_path, one_thread, amp):
+    cli(*train_args(corpus / "data", tmp_path, "--batch-size", "8", "--epochs", "1", "--amp", amp))
+    state = state_of(run_dir_of(tmp_path) / "checkpoint-1.pth")
+    assert (state["scaler"] is not None) == (amp == "fp16")
+    assert all(v.dtype == torch.float32 for v in state["model"].values())  # master weights stay fp32
+    log = [json.loads(line) for line in (run_dir_of(tmp_path) / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 3 and all(np.isfinite(r["loss"]) for r in log)
+
+
 def test_ctrl_c_saves_the_state_and_resume_finishes(corpus, tmp_path, one_thread, monkeypatch):
     import signal
 
