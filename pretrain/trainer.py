@@ -126,7 +126,7 @@ class Trainer:
                 broadcast_buffers=False)
         self.net = torch.compile(net) if a.compile else net
         self.ddp = net if env.distributed else None
-        self.ema_online = [p for p in self.model.parameters() if p.requires_grad]
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=None, sampler=self.order, num_workers=a.num_workers,
             pin_memory=self.device.type == "cuda", persistent_workers=a.num_workers > 0,
@@ -245,7 +245,7 @@ class Trainer:
         if update:
             if a.clip_grad and a.clip_grad > 0:
                 self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.ema_online, a.clip_grad)
+                torch.nn.utils.clip_grad_norm_(self.trainable, a.clip_grad)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
