@@ -8,6 +8,10 @@ checkout of github.com/nttcslab/m2d (needs ``pip install einops nnAudio``):
     M2D_OFFICIAL_REPO=~/src/m2d pytest tests/test_pretrain_official.py -s
 
 It writes a 1.7 GB checkpoint (weights + AdamW state) and takes about a minute on a laptop CPU.
+
+``M2D_OFFICIAL_TRAINER`` (a checkout with ``patch_m2d.diff`` applied to facebookresearch/mae ``efb2a80``, README
+section 1 of the official repository) enables the second test: the official pre-training model ``M2DViT``, given our
+model's weights and the same random state, computes the same loss and gradients, and the same EMA update.
 """
 import os
 import sys
@@ -22,9 +26,10 @@ from pretrain.cli import main
 from tests.fixtures.datasets import write_audio
 
 REPO = os.environ.get("M2D_OFFICIAL_REPO")
-pytestmark = pytest.mark.skipif(not REPO, reason="set M2D_OFFICIAL_REPO to an nttcslab/m2d checkout to compare")
+TRAINER = os.environ.get("M2D_OFFICIAL_TRAINER")
 
 
+@pytest.mark.skipif(not REPO, reason="set M2D_OFFICIAL_REPO to an nttcslab/m2d checkout to compare")
 def test_paper_config_checkpoint_loads_in_official_runtime(tmp_path):
     sys.path.insert(0, str(Path(REPO) / "examples"))
     import portable_m2d
@@ -59,3 +64,36 @@ def test_paper_config_checkpoint_loads_in_official_runtime(tmp_path):
             diff = (a - b).abs().max().item()
             print(f"{path.parent.name}/{path.name} {seconds:5.2f} s: {tuple(a.shape)} max |official - ours| = {diff:.2e}")
             assert a.shape == b.shape and diff < 1e-4
+
+
+@pytest.mark.skipif(not TRAINER, reason="set M2D_OFFICIAL_TRAINER to a patched nttcslab/m2d + MAE tree to compare")
+def test_objective_equals_official_m2dvit():
+    sys.path.insert(0, TRAINER)
+    from m2d import models_mae
+
+    from pretrain.model import build_pretrain_model
+
+    torch.manual_seed(0)
+    ours = build_pretrain_model("m2d_vit_base", (80, 608), (16, 16), norm_stats=(-7.0, 4.0))
+    theirs = models_mae.m2d_vit_base(img_size=[80, 608], patch_size=[16, 16], norm_stats=[-7.0, 4.0],
+                                     norm_pix_loss=True, loss_type="norm_mse")
+    theirs.load_state_dict(ours.state_dict(), strict=True)  # every key and shape is the official one
+    x = torch.randn(2, 1, 80, 608)
+    torch.manual_seed(7)  # both draw the masking noise as torch.rand(B, N) from the global generator
+    loss_theirs = theirs(x, mask_ratio=0.7)[0]
+    torch.manual_seed(7)
+    loss_ours = ours(x)
+    print(f"loss official {loss_theirs.item():.7f} ours {loss_ours.item():.7f}")
+    assert abs(loss_theirs.item() - loss_ours.item()) < 1e-6
+    loss_theirs.backward()
+    loss_ours.backward()
+    grads = {n: p.grad for n, p in ours.named_parameters()}
+    for name, p in theirs.named_parameters():
+        assert (p.grad is None) == (grads[name] is None), name
+        if p.grad is not None:
+            torch.testing.assert_close(grads[name], p.grad, rtol=1e-5, atol=1e-7, msg=name)
+    theirs.update_target_network(0.99)
+    ours.update_target(0.99)
+    official = theirs.state_dict()
+    for key, value in ours.state_dict().items():
+        torch.testing.assert_close(value, official[key], rtol=0, atol=1e-7, msg=key)
