@@ -44,8 +44,8 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
     if found:
         return found, "paper"
     if benchmark == "paper":
-        raise FileNotFoundError("none of the paper's five datasets is under the data root; see `m2d-eval tasks` "
-                                "for the expected layouts, or pass --data-root / --tasks csv:...")
+        raise FileNotFoundError("no tasks found under the data root: none of the paper's five datasets is there; "
+                                "see `m2d-eval tasks` for the expected layouts, or pass --data-root / --tasks csv:...")
     from evaluation.mini.suite import mini_task_sources
 
     click.echo("no paper datasets under the data root: running the built-in mini benchmark "
@@ -92,12 +92,13 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
         hook = None if no_finetune else finetune_hook()
         if not no_finetune and hook is None:
             click.echo(f"fine-tuning skipped: {FINETUNE_HOOK} is not available")
-        finetune_options = {"num_workers": workers}
+        finetune_options = {}
         if kind == "mini":
             from evaluation.mini.suite import MINI_FINETUNE, MINI_FINETUNE_SEEDS
 
             # short clips decode in microseconds; worker start-up per epoch would dominate the run
-            finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0}
+            finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0,
+                                "first_round_only": True}
         import m2d_hear
 
         records = []
@@ -111,9 +112,10 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
                                                device=device, batch_size=batch_size, num_workers=workers,
                                                probe_params={"max_epochs": max_epochs}))
                 if hook is not None:
-                    rounds = [task.rounds()[0].name] if kind == "mini" else None
-                    hook(task, weight_file, out, device=None if device == "auto" else device, rounds=rounds,
-                         **finetune_options)
+                    options = dict(finetune_options)
+                    if options.pop("first_round_only", False):
+                        options["rounds"] = [task.rounds()[0].name]
+                    hook(task, weight_file, out, device=None if device == "auto" else device, **options)
         records = [r for r in records if r]
         tables = write_tables(out, paper_models=paper_models) if records else []
     if records:   # under torchrun only rank 0 has results to report

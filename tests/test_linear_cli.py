@@ -104,7 +104,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path, weights):
     result = run(*base, "--weights", weights, "--skip-missing")
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "res" / "scores.csv")) == 1
-    result = run("all", "--weights", weights, "--data-root", tmp_path / "empty", "--out", tmp_path / "x")
+    result = run("all", "--weights", weights, "--data-root", tmp_path / "empty", "--out", tmp_path / "x",
+                 "--benchmark", "paper")
     assert result.exit_code == 1 and "no tasks found under the data root" in result.output
 
 
