@@ -1,6 +1,6 @@
 """Cross-checks against the official eval kit itself, where it is installed (skipped otherwise).
 
-The kit does not install on Python 3.11 with its pins; docs/readme/hear.md shows the throwaway environment that
+The kit does not install on Python 3.11 with its pins; the README (HEAR section) shows the throwaway environment that
 runs it (``pip install --no-deps heareval==2021.1.3`` + ``setuptools<81``, ``pytorch-lightning==1.9.5``,
 ``dcase_util``, ``sed_eval``, ``intervaltree``, ``torchinfo``, ``python-slugify``, ``pynvml``). Run these with that
 environment's python: ``python -m pytest tests/test_hear_eval_kit.py``.

@@ -3,7 +3,7 @@
 Published recipes (``source='published'``) are the command lines of the official M2D scripts ``util/ft-*.sh`` (M2D
 repository, TASLP 2024 / M2D-X paper set-up) with the defaults of EVAR's ``config/m2d.yaml`` and ``finetune.py``
 filled in. US8K and GTZAN have no published M2D fine-tuning recipe; ours (``source='ours'``) are derived from the
-ESC-50 recipe and justified in ``docs/readme/finetune.md``; tables must label them "ours".
+ESC-50 recipe and justified in ``the README (Fine-tuning)``; tables must label them "ours".
 """
 from __future__ import annotations
 
@@ -101,10 +101,10 @@ RECIPES: dict[str, Recipe] = {
     # Ours: no M2D fine-tuning recipe was published for these two tasks.
     "us8k": Recipe("us8k", "sgd", 0.5, 50, 5, 128, 0.0, 15, 48, True, 0.5, 401, freeze_embed=True,
                    source="ours", reference="ESC-50 recipe, epochs 200 -> 50 for a ~5x larger training fold",
-                   notes="derived from the published ESC-50 recipe; see docs/readme/finetune.md"),
+                   notes="derived from the published ESC-50 recipe; see the README (Fine-tuning)"),
     "gtzan": Recipe("gtzan", "sgd", 0.125, 200, 5, 32, 0.0, 30, 192, True, 0.5, None, freeze_embed=True,
                     source="ours", reference="ESC-50 recipe, batch 32 with linearly scaled lr, 10-s style masks",
-                    notes="derived from the published ESC-50 recipe; see docs/readme/finetune.md"),
+                    notes="derived from the published ESC-50 recipe; see the README (Fine-tuning)"),
     # EVAR's config/m2d.yaml fine-tuning defaults, for tasks without a recipe (csv:/hear: sources).
     "default": Recipe("default", source="evar-defaults", reference="EVAR config/m2d.yaml fine-tuning defaults"),
 }
