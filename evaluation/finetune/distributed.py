@@ -2,26 +2,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
+from m2d_hear.distributed import DistEnv
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -33,22 +18,22 @@ def pick_device(device: str | None) -> torch.device:
     return dev
 
 
-def setup(device: str | None = None) -> DistInfo:
+def setup(device: str | None = None) -> DistEnv:
     """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (once per process), else run alone."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     dev = pick_device(device)
     if world <= 1:
-        return DistInfo(device=dev)
+        return DistEnv(device=dev)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if dev.type == "cuda":
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistInfo(rank, world, local_rank, dev)
+    return DistEnv(rank, world, local_rank, dev)
 
 
-def all_gather_cat(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+def all_gather_cat(x: torch.Tensor, info: DistEnv) -> torch.Tensor:
     """Concatenate equally shaped tensors of all processes along dim 0 (rank order)."""
     if not info.distributed:
         return x
@@ -57,7 +42,7 @@ def all_gather_cat(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def gather_objects(obj, info: DistInfo) -> list:
+def gather_objects(obj, info: DistEnv) -> list:
     if not info.distributed:
         return [obj]
     out = [None] * info.world
@@ -65,7 +50,7 @@ def gather_objects(obj, info: DistInfo) -> list:
     return out
 
 
-def broadcast_object(obj, info: DistInfo):
+def broadcast_object(obj, info: DistEnv):
     if not info.distributed:
         return obj
     box = [obj]
@@ -73,6 +58,6 @@ def broadcast_object(obj, info: DistInfo):
     return box[0]
 
 
-def barrier(info: DistInfo) -> None:
+def barrier(info: DistEnv) -> None:
     if info.distributed:
         dist.barrier()

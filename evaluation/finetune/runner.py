@@ -122,7 +122,7 @@ def append_scores(rows: list[dict], folder: str | Path) -> Path:
 def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, recipe: Recipe | None = None,
                  seeds=DEFAULT_SEEDS, opts: TrainOptions | None = None, resume: bool = False,
                  scores_dir: str | Path | None = None, rounds: list[str] | None = None,
-                 info: D.DistInfo | None = None) -> FinetuneSummary:
+                 info: D.DistEnv | None = None) -> FinetuneSummary:
     """Fine-tune ``weights`` on every round (fold) of ``task_data`` for each seed.
 
     recipe: default :func:`recipes.recipe_for` the task name. opts: how to run (device, workers, no-valid rule);

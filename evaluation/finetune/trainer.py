@@ -130,7 +130,7 @@ class Trainer:
     """Holds the model, optimiser and loaders of one run."""
 
     def __init__(self, task: TaskData, rnd: Round, weights: str | Path, recipe: Recipe, opts: TrainOptions,
-                 info: D.DistInfo):
+                 info: D.DistEnv):
         self.task, self.rnd, self.recipe, self.opts, self.info = task, rnd, recipe, opts, info
         self.rule = selection_rule(rnd, opts.no_valid)
         train, valid, test = rnd.train, rnd.valid, rnd.test
@@ -320,7 +320,7 @@ def best_weights_path(run_dir: Path, model: FineTuneModel, task: str, rnd: str, 
 
 
 def train_round(task: TaskData, rnd: Round, weights: str | Path, recipe: Recipe, run_dir: str | Path,
-                opts: TrainOptions | None = None, resume: bool = False, info: D.DistInfo | None = None,
+                opts: TrainOptions | None = None, resume: bool = False, info: D.DistEnv | None = None,
                 stop_after_epochs: int | None = None) -> RoundResult | None:
     """Fine-tune on one round and return its result (test score of the selected epoch).
 
