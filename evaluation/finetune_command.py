@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from evaluation.cli_options import task_source_options
+
 DEFAULT_OUT = Path("results") / "m2d-eval"
 
 
@@ -19,12 +21,7 @@ def _recipe_names():
 
 
 @click.command()
-@click.option("--task", "task_name", required=True,
-              help="us8k, vc1, gtzan, gtzan_hear10fold, spcv2, as20k, csv:/path/meta.csv or hear:/path/task_folder")
-@click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="M2D weight file (official layouts or ours)")
-@click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
-              help="the dataset folder itself (overrides --data-root)")
+@task_source_options
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="folder holding the datasets [default: $M2D_DATA or ./data]")
 @click.option("--skip-missing", is_flag=True, help="train without listed audio files that are absent")

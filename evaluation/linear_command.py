@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from evaluation.cli_errors import one_line_errors
+from evaluation.cli_options import task_source_options
 from evaluation.linear_eval import DEFAULT_SEEDS, evaluate_linear
 from evaluation.tables import DEFAULT_PAPER_MODELS, write_tables
 from evaluation.tasks import load_task
@@ -51,12 +52,7 @@ def common_options(f):
 
 
 @click.command()
-@click.option("--task", "task_name", required=True,
-              help="us8k, vc1, gtzan, gtzan_hear10fold, spcv2, as20k, csv:/path/meta.csv or hear:/path/task_folder")
-@click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="M2D weight file (official layouts or ours)")
-@click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
-              help="the dataset folder itself (overrides --data-root)")
+@task_source_options
 @common_options
 def linear(task_name, weights, task_path, out, seeds, data_root, skip_missing, cache, device, batch_size, workers,
            max_epochs, paper_models):

@@ -1,0 +1,22 @@
+"""Click options shared by the one-task commands (``linear``, ``finetune``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+TASK_HELP = "us8k, vc1, gtzan, gtzan_hear10fold, spcv2, as20k, csv:/path/meta.csv or hear:/path/task_folder"
+
+
+def task_source_options(f):
+    """``--task``, ``--weights`` and ``--path``."""
+    options = [
+        click.option("--task", "task_name", required=True, help=TASK_HELP),
+        click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="M2D weight file (official layouts or ours)"),
+        click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
+                     help="the dataset folder itself (overrides --data-root)"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
