@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.tasks.base import Clip, DatasetError, TaskData
-from evaluation.tasks.layout import check_vocabulary, read_lines, require_dir, split_missing, vocabulary
+from evaluation.tasks.layout import fixed_split_task, read_lines, require_dir, vocabulary
 
 FOLDER = "GTZAN"
 GET_AUDIO = ("unpack genres.tar.gz (http://marsyas.info/downloads/datasets.html) into GTZAN/ so that "
@@ -83,12 +83,7 @@ def read(root: Path, skip_missing: bool = False, hear10fold: bool = False) -> Ta
             paths.append(resolve(audio, entry))
             labels.append(parts[0])
             splits.append(split)
-    present, missing = split_missing("gtzan", paths, skip_missing, GET_AUDIO)
-    clips = [Clip(p, (lab,), s) for p, lab, s, ok in zip(paths, labels, splits, present) if ok]
-    classes = vocabulary(clips, None)
-    check_vocabulary("gtzan", clips, classes, False, str(root))
-    return TaskData("gtzan", clips, classes, multilabel=False, metric="accuracy", unit_sec=UNIT_SEC,
-                    source=str(root), missing=missing)
+    return fixed_split_task("gtzan", paths, labels, splits, skip_missing, GET_AUDIO, UNIT_SEC, root, root)
 
 
 def all_clips(audio: Path) -> list[tuple[Path, str]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.tasks.base import DatasetError
+from evaluation.tasks.base import Clip, DatasetError, TaskData
 
 SHOW_FIRST = 5
 
@@ -58,3 +58,16 @@ def check_vocabulary(task: str, clips, classes: list[str], multilabel: bool, sou
     if unknown:
         raise DatasetError(f"{task}: classes {unknown[:SHOW_FIRST]} occur in valid/test but not in train "
                            f"({source}); the split lists do not match this dataset")
+
+
+def fixed_split_task(task: str, paths: list[Path], labels: list[str], splits: list[str], skip_missing: bool,
+                     get: str, unit_sec: float, root: Path, split_source: Path) -> TaskData:
+    """A single-label accuracy task with fixed train/valid/test splits, from parallel lists of files, labels and
+    splits: absent files are reported (or skipped), the vocabulary comes from train and is checked against the
+    splits read from ``split_source``."""
+    present, missing = split_missing(task, paths, skip_missing, get)
+    clips = [Clip(p, (label,), split) for p, label, split, ok in zip(paths, labels, splits, present) if ok]
+    classes = vocabulary(clips, None)
+    check_vocabulary(task, clips, classes, False, str(split_source))
+    return TaskData(task, clips, classes, multilabel=False, metric="accuracy", unit_sec=unit_sec,
+                    source=str(root), missing=missing)

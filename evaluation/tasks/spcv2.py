@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.tasks.base import Clip, DatasetError, TaskData
-from evaluation.tasks.layout import (check_vocabulary, read_lines, require, require_dir, split_missing,
-                                     vocabulary)
+from evaluation.tasks.base import DatasetError, TaskData
+from evaluation.tasks.layout import fixed_split_task, read_lines, require, require_dir
 
 FOLDER = "speech_commands_v0.02"
 GET = ("download http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz and unpack it into "
@@ -35,10 +34,5 @@ def read(root: Path, skip_missing: bool = False) -> TaskData:
         raise DatasetError(f"{root}: no <word>/*.wav files found; {GET}")
     entries = sorted(on_disk | set(listed))
     paths = [root / e for e in entries]
-    present, missing = split_missing("spcv2", paths, skip_missing, GET)
-    clips = [Clip(p, (e.split("/")[0],), listed.get(e, "train"))
-             for p, e, ok in zip(paths, entries, present) if ok]
-    classes = vocabulary(clips, None)
-    check_vocabulary("spcv2", clips, classes, False, str(root))
-    return TaskData("spcv2", clips, classes, multilabel=False, metric="accuracy", unit_sec=UNIT_SEC,
-                    source=str(root), missing=missing)
+    return fixed_split_task("spcv2", paths, [e.split("/")[0] for e in entries],
+                            [listed.get(e, "train") for e in entries], skip_missing, GET, UNIT_SEC, root, root)

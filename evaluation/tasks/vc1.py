@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.tasks.base import Clip, DatasetError, TaskData
-from evaluation.tasks.layout import (check_vocabulary, read_lines, require, require_dir, split_missing,
-                                     vocabulary)
+from evaluation.tasks.base import DatasetError, TaskData
+from evaluation.tasks.layout import fixed_split_task, read_lines, require, require_dir
 
 FOLDER = "VoxCeleb1"
 GET = ("get the VoxCeleb1 dev+test wav zips from https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html "
@@ -33,9 +32,4 @@ def read(root: Path, skip_missing: bool = False) -> TaskData:
         paths.append(root / "wav" / parts[1])
         labels.append(parts[1].split("/")[0])
         splits.append(SPLIT_CODES[parts[0]])
-    present, missing = split_missing("vc1", paths, skip_missing, GET)
-    clips = [Clip(p, (lab,), s) for p, lab, s, ok in zip(paths, labels, splits, present) if ok]
-    classes = vocabulary(clips, None)
-    check_vocabulary("vc1", clips, classes, False, str(split_file))
-    return TaskData("vc1", clips, classes, multilabel=False, metric="accuracy", unit_sec=UNIT_SEC,
-                    source=str(root), missing=missing)
+    return fixed_split_task("vc1", paths, labels, splits, skip_missing, GET, UNIT_SEC, root, split_file)
