@@ -122,6 +122,7 @@ def main(argv=None):
                 low = ours.scene_embeddings(audio)
             result["ours_bf16_clips_per_s"] = clips_per_second(ours.scene_embeddings, audio, args.repeats, device)
             result["bf16_vs_fp32_max_abs"] = (low - ref).abs().max().item()
+            result["bf16_vs_fp32_max_rel"] = result["bf16_vs_fp32_max_abs"] / ref.abs().max().item()
             result["bf16_vs_fp32_min_cosine"] = torch.nn.functional.cosine_similarity(low, ref).min().item()
 
     fps = result["ours_fp32_clips_per_s"] * result["gflops_per_clip"]

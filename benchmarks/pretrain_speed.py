@@ -80,7 +80,8 @@ def worker_ours(a) -> dict:
                    depth=None, input_size=a.input_size, patch_size="16x16", sr="16k", mask_ratio=0.7,
                    decoder_dim=a.decoder_dim, decoder_depth=a.decoder_depth, decoder_heads=a.decoder_heads, epochs=1000, batch_size=a.batch_size,
                    accum_iter=1, blr=3e-4, lr=None, min_lr=0.0, warmup_epochs=20, weight_decay=0.05, clip_grad=3.0,
-                   ema_decay_init=0.99995, ema_decay=0.99999, seed=0, min_ds_size=0, norm_stats_samples=20,
+                   ema_decay_init=0.99995, ema_decay=0.99999, seed=0, norm_stats_samples=20,
+                   min_ds_size=a.batch_size * (a.warmup + a.steps),  # the 32-file corpus, repeated
                    norm_stats=None, num_workers=a.num_workers, save_freq=10**6, checkpoint_minutes=0, amp=a.amp,
                    compile_=a.compile, steps=a.warmup + a.steps, device=a.device, threads=a.threads, log_every=1,
                    progress=False, quiet=True)
