@@ -92,9 +92,11 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
         hook = None if no_finetune else finetune_hook()
         if not no_finetune and hook is None:
             click.echo(f"fine-tuning skipped: {FINETUNE_HOOK} is not available")
-        finetune_options = {}
+        finetune_options, probe_params = {}, {"max_epochs": max_epochs}
         if kind == "mini":
-            from evaluation.mini.suite import MINI_FINETUNE, MINI_FINETUNE_SEEDS
+            from evaluation.mini.suite import MINI_FINETUNE, MINI_FINETUNE_SEEDS, MINI_PROBE
+
+            probe_params.update(MINI_PROBE)
 
             # short clips decode in microseconds; worker start-up per epoch would dominate the run
             finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0,
@@ -110,7 +112,7 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
                                              if task.missing else ""))
                 records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
                                                device=device, batch_size=batch_size, num_workers=workers,
-                                               probe_params={"max_epochs": max_epochs}))
+                                               probe_params=probe_params))
                 if hook is not None:
                     options = dict(finetune_options)
                     if options.pop("first_round_only", False):

@@ -169,7 +169,7 @@ def write_tables(results_dir: str | Path, reference: str | Path | None = None,
         table, numeric = comparison(summary, ref, protocol, paper_models)
         caption = CAPTIONS.get(protocol, f"{protocol}: scores in %, mean ± 95 % CI over seeds.")
         md = out / f"{protocol}.md"
-        md.write_text(f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric))
+        md.write_text(f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric, protocol))
         numeric.to_csv(out / f"{protocol}.csv", index=False)
         (out / f"{protocol}.tex").write_text(to_latex(table, caption))
         written += [md, out / f"{protocol}.csv", out / f"{protocol}.tex"]
@@ -180,7 +180,7 @@ def write_tables(results_dir: str | Path, reference: str | Path | None = None,
     return written
 
 
-def _sources_note(numeric: pd.DataFrame) -> str:
+def _sources_note(numeric: pd.DataFrame, protocol: str = "") -> str:
     if numeric.empty or "kind" not in numeric:
         return ""
     sources = sorted(set(numeric[numeric.kind == "paper"].source))
@@ -188,4 +188,8 @@ def _sources_note(numeric: pd.DataFrame) -> str:
     lines = ["", "Measured rows: " + (", ".join(sorted({f"{r.task}: {r.n_seeds} seeds x {r.n_folds} fold(s)"
                                                          for r in ours.itertuples()})) or "none") + "."]
     lines += [f"Paper numbers: {s}." for s in sources]
+    if protocol == "linear" and any(task.startswith("mini_") for task in ours.task):
+        from evaluation.mini.suite import MINI_PROBE_NOTE
+
+        lines.append(MINI_PROBE_NOTE)
     return "\n".join(lines) + "\n"

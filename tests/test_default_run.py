@@ -1,6 +1,8 @@
 """The built-in default: `m2d-eval all` on a fresh machine runs the mini benchmark end to end (tiny scale)."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -9,6 +11,7 @@ import m2d_hear
 from evaluation.cli import main
 from evaluation.mini import missing_requirements
 from evaluation.mini.plans import TASK_NAMES
+from evaluation.mini.suite import MINI_PROBE, MINI_PROBE_NOTE
 from tests.fixtures.tiny_model import tiny_weights
 
 
@@ -34,6 +37,11 @@ def test_all_falls_back_to_the_mini_benchmark_with_a_random_twin(tmp_path):
     assert set(finetuned.fold.astype(str)) <= {"main", "fold1"}  # the short fine-tune: first round only
     for name in ("linear.md", "linear.png", "finetune.md"):
         assert (out / "tables" / name).is_file()
+    # the mini benchmark's probe settings (MINI_PROBE) are used, recorded in each run and named under the table
+    run = json.loads(next((out / "runs").glob("*__mini_kws__linear.json")).read_text())
+    assert {k: run["probe"][k] for k in MINI_PROBE} == MINI_PROBE
+    assert MINI_PROBE_NOTE in (out / "tables" / "linear.md").read_text()
+    assert MINI_PROBE_NOTE not in (out / "tables" / "finetune.md").read_text()
     twin = next((out / "baselines").glob("*/weights_ep0.pth"))
     assert m2d_hear.load_m2d(twin).encoder.embed_dim == m2d_hear.load_m2d(weights).encoder.embed_dim
 
