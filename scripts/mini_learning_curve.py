@@ -1,0 +1,104 @@
+"""Mini-benchmark linear-probe scores of every saved epoch of a pre-training run, beside its random-init twin.
+
+    python scripts/mini_learning_curve.py runs/default/m2d_vit_tiny-80x208p16x16-mini3k-mr7 \
+        --epochs 1,2,4,8,12,16 --out results/default_model/curve
+
+Each checkpoint (``checkpoint-<epoch>.pth``, the online encoder) gets the same linear evaluation as ``m2d-eval all``
+on the mini benchmark (its probe settings, seeds 42-44); the twin is a randomly initialised encoder of the same
+shape. Writes ``curve.csv`` (one row per epoch and task) and ``curve.png`` under ``--out``; the evaluation runs,
+scores and embedding cache go there too, so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+import m2d_hear
+from evaluation.baselines import random_init_twin
+from evaluation.linear_eval import evaluate_linear
+from evaluation.mini.suite import MINI_PROBE, mini_task_sources
+from evaluation.tasks.registry import load_task
+
+
+def score_of(record: dict) -> float:
+    """Mean test score in % over the record's seeds and folds."""
+    return 100.0 * float(pd.DataFrame(record["results"]).score.mean())
+
+
+def evaluate(weights: Path, label: str, sources: list[str], out: Path) -> dict[str, float]:
+    model = m2d_hear.load_m2d(weights)
+    scores = {}
+    for source in sources:
+        task = load_task(source)
+        record = evaluate_linear(task, weights, out, model=model, weights_name=label, num_workers=0,
+                                 probe_params=dict(MINI_PROBE), progress=False, log=lambda *a: None)
+        scores[task.name] = score_of(record)
+    return scores
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="pre-training run folder holding checkpoint-<epoch>.pth")
+    parser.add_argument("--epochs", default=None, help="comma-separated epochs [default: every saved checkpoint]")
+    parser.add_argument("--mini-dir", default=None, help="mini benchmark cache [default: as m2d-eval all]")
+    parser.add_argument("--out", type=Path, default=Path("results/default_model/curve"))
+    args = parser.parse_args(argv)
+
+    if args.epochs:
+        epochs = [int(e) for e in args.epochs.split(",")]
+    else:
+        epochs = sorted(int(p.stem.split("-")[1]) for p in args.run.glob("checkpoint-[0-9]*.pth"))
+    missing = [e for e in epochs if not (args.run / f"checkpoint-{e}.pth").is_file()]
+    if missing:
+        raise SystemExit(f"{args.run}: no checkpoint-<epoch>.pth for epochs {missing}; "
+                         "train with --save-freq 1 or choose saved epochs")
+    sources = mini_task_sources(args.mini_dir, progress=False)
+    rows = []
+    # the run folder's name gives the configuration, as for any weight file (m2d_vit_tiny-80x208p16x16-...)
+    twin = random_init_twin(args.run / f"checkpoint-{epochs[0]}.pth", args.out / "baselines")
+    for task, score in evaluate(twin, "random-init", sources, args.out).items():
+        rows.append({"epoch": 0, "model": "random-init twin", "task": task, "score": score})
+    for epoch in epochs:
+        label = f"{args.run.name}/checkpoint-{epoch}"
+        for task, score in evaluate(args.run / f"checkpoint-{epoch}.pth", label, sources, args.out).items():
+            rows.append({"epoch": epoch, "model": "pre-trained", "task": task, "score": score})
+        done = pd.DataFrame([r for r in rows if r["epoch"] == epoch])
+        print(f"epoch {epoch}: " + ", ".join(f"{r.task} {r.score:.1f}" for r in done.itertuples())
+              + f"; average {done.score.mean():.1f}", flush=True)
+    table = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "curve.csv", index=False)
+    plot(table, args.out / "curve.png")
+    print(f"saved {args.out / 'curve.csv'} and curve.png")
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    trained = table[table.model == "pre-trained"]
+    twin = table[table.model != "pre-trained"]
+    for i, (task, part) in enumerate(trained.groupby("task")):
+        line, = ax.plot(part.epoch, part.score, marker="o", label=task, color=f"C{i}")
+        ref = twin[twin.task == task]
+        if len(ref):
+            ax.axhline(ref.score.iloc[0], color=line.get_color(), linestyle=":", linewidth=1)
+    avg = trained.groupby("epoch").score.mean()
+    ax.plot(avg.index, avg.values, color="black", linewidth=2, marker="s", label="average")
+    if len(twin):
+        ax.axhline(twin.score.mean(), color="black", linestyle=":", linewidth=2)
+    ax.set_xlabel("pre-training epoch")
+    ax.set_ylabel("linear probe, % (dotted: random-init twin)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
