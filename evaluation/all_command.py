@@ -70,8 +70,10 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 @click.option("--mini-scale", type=click.Choice(["default", "tiny"]), default="default", hidden=True,
               help="tiny: a few clips per split (tests)")
 @click.option("--no-finetune", is_flag=True, help="linear probe only")
+@click.option("--finetune-baseline", is_flag=True,
+              help="fine-tune the random-init twin too [default: the twin gets the linear probe only]")
 @common_options
-def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, out, seeds, data_root, skip_missing, cache,
+def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, finetune_baseline, out, seeds, data_root, skip_missing, cache,
          device, batch_size, workers, max_epochs, paper_models):
     """Evaluate WEIGHTS on every task found: linear probe, fine-tuning (if available), tables.
 
@@ -113,7 +115,7 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
                 records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
                                                device=device, batch_size=batch_size, num_workers=workers,
                                                probe_params=probe_params))
-                if hook is not None:
+                if hook is not None and (weight_file == weights or finetune_baseline):
                     options = dict(finetune_options)
                     if options.pop("first_round_only", False):
                         options["rounds"] = [task.rounds()[0].name]

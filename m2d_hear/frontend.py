@@ -2,8 +2,11 @@
 
 It reproduces the official front end (nnAudio ``MelSpectrogram`` with a periodic Hann window, reflect-padded
 centred frames, power 2, Slaney mel scale with Slaney area normalisation, ``log(mel + float32 eps)``) in float32.
-The STFT is a matrix product of the framed signal with windowed cosine/sine kernels built in float64, which is what
-nnAudio's conv1d STFT computes.
+The STFT is a real FFT of the windowed frames. nnAudio computes the same transform as a strided conv1d with
+windowed cosine/sine kernels; the FFT gives the same numbers to float32 rounding (it is closer to a float64
+reference: max log-mel error 3.7e-5 against 6.5e-5 for a float32 kernel product), about 3x faster on CPU, and each
+frame's result does not depend on the batch size or the clip length (oneDNN's conv1d picks its algorithm by input
+length, so a clip framed inside a longer input differs by up to 2e-5).
 """
 from __future__ import annotations
 
@@ -70,13 +73,10 @@ def slaney_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: floa
     return weights * (2.0 / (mel_edges[2:] - mel_edges[:-2]))[:, None]
 
 
-def fourier_kernels(n_fft: int) -> np.ndarray:
-    """``[n_fft, 2 * (n_fft // 2 + 1)]``: periodic-Hann-windowed cosine kernels, then sine kernels."""
+def periodic_hann(n_fft: int) -> np.ndarray:
+    """The periodic Hann window (scipy's ``get_window('hann', n_fft)``, as nnAudio uses), in float64."""
     n = np.arange(n_fft, dtype=np.float64)
-    k = np.arange(n_fft // 2 + 1, dtype=np.float64)
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)
-    phase = 2.0 * np.pi * np.outer(n, k) / n_fft
-    return np.concatenate([np.cos(phase), np.sin(phase)], axis=1) * window[:, None]
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)
 
 
 class LogMelSpectrogram(nn.Module):
@@ -85,19 +85,18 @@ class LogMelSpectrogram(nn.Module):
     def __init__(self, config: FrontEndConfig = FRONT_ENDS["16k"]):
         super().__init__()
         self.config = config
-        kernels = fourier_kernels(config.n_fft).astype(np.float32)
+        window = periodic_hann(config.n_fft).astype(np.float32)
         mel = slaney_mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.f_min, config.f_max)
-        self.register_buffer("kernels", torch.from_numpy(kernels), persistent=False)
+        self.register_buffer("window", torch.from_numpy(window), persistent=False)
         self.register_buffer("mel_basis", torch.from_numpy(mel.astype(np.float32)), persistent=False)
 
     def power_spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
         """``[B, samples] -> [B, frames, n_fft // 2 + 1]`` power spectrum."""
         cfg = self.config
         padded = torch.nn.functional.pad(audio.unsqueeze(1), (cfg.n_fft // 2, cfg.n_fft // 2), mode="reflect")
-        frames = padded.squeeze(1).unfold(-1, cfg.n_fft, cfg.hop_length)  # [B, T, n_fft]
-        spec = frames @ self.kernels
-        n_bins = cfg.n_fft // 2 + 1
-        return torch.sqrt(spec[..., :n_bins] ** 2 + spec[..., n_bins:] ** 2) ** 2
+        frames = padded.squeeze(1).unfold(-1, cfg.n_fft, cfg.hop_length) * self.window  # [B, T, n_fft]
+        spec = torch.fft.rfft(frames, n=cfg.n_fft)
+        return spec.real ** 2 + spec.imag ** 2
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         mel = torch.matmul(self.power_spectrogram(audio), self.mel_basis.T)  # [B, T, n_mels]

@@ -67,7 +67,7 @@ def main(argv=None):
         done = pd.DataFrame([r for r in rows if r["epoch"] == epoch])
         print(f"epoch {epoch}: " + ", ".join(f"{r.task} {r.score:.1f}" for r in done.itertuples())
               + f"; average {done.score.mean():.1f}", flush=True)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).sort_values(["epoch", "task"], kind="stable")
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "curve.csv", index=False)
     plot(table, args.out / "curve.png")

@@ -35,6 +35,7 @@ def test_all_falls_back_to_the_mini_benchmark_with_a_random_twin(tmp_path):
     assert set(scores.protocol) == {"linear", "finetune"}
     finetuned = scores[scores.protocol == "finetune"]
     assert set(finetuned.fold.astype(str)) <= {"main", "fold1"}  # the short fine-tune: first round only
+    assert not finetuned.weights.str.contains("random-init").any()  # the twin: linear probe only by default
     for name in ("linear.md", "linear.png", "finetune.md"):
         assert (out / "tables" / name).is_file()
     # the mini benchmark's probe settings (MINI_PROBE) are used, recorded in each run and named under the table
@@ -42,6 +43,16 @@ def test_all_falls_back_to_the_mini_benchmark_with_a_random_twin(tmp_path):
     assert {k: run["probe"][k] for k in MINI_PROBE} == MINI_PROBE
     assert MINI_PROBE_NOTE in (out / "tables" / "linear.md").read_text()
     assert MINI_PROBE_NOTE not in (out / "tables" / "finetune.md").read_text()
+    # --finetune-baseline on the same folder: finished runs are reused, only the twin's fine-tunes run
+    again = CliRunner().invoke(main, [
+        "all", "--weights", str(weights), "--data-root", str(tmp_path / "no-data"), "--out", str(out),
+        "--mini-dir", str(tmp_path / "mini"), "--mini-scale", "tiny", "--seeds", "42", "--max-epochs", "3",
+        "--workers", "0", "--finetune-baseline"])
+    assert again.exit_code == 0, again.output
+    rescored = pd.read_csv(out / "scores.csv")
+    assert len(rescored[rescored.protocol == "linear"]) == len(scores[scores.protocol == "linear"])
+    twin_ft = rescored[(rescored.protocol == "finetune") & rescored.weights.str.contains("random-init")]
+    assert set(twin_ft.task) == tasks
     twin = next((out / "baselines").glob("*/weights_ep0.pth"))
     assert m2d_hear.load_m2d(twin).encoder.embed_dim == m2d_hear.load_m2d(weights).encoder.embed_dim
 
