@@ -63,17 +63,21 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def clips_per_second(fn, audio, repeats: int, device: str) -> float:
+def clips_per_second(fns: dict, audio, repeats: int, device: str) -> dict[str, float]:
+    """Best-of-``repeats`` clips/s of each function, timed in alternation (A, B, A, B, ...) after one warm-up each,
+    so that a change in the machine's load or clock during the run affects all of them alike."""
+    best = {name: float("inf") for name in fns}
     with torch.inference_mode():
-        fn(audio)  # warm-up
+        for fn in fns.values():
+            fn(audio)  # warm-up
         _sync(device)
-        best = float("inf")
         for _ in range(repeats):
-            start = time.perf_counter()
-            fn(audio)
-            _sync(device)
-            best = min(best, time.perf_counter() - start)
-    return audio.shape[0] / best
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn(audio)
+                _sync(device)
+                best[name] = min(best[name], time.perf_counter() - start)
+    return {name: audio.shape[0] / seconds for name, seconds in best.items()}
 
 
 def main(argv=None):
@@ -104,14 +108,15 @@ def main(argv=None):
             "gflops_per_clip": flops_per_clip(args.seconds) / 1e9,
             "matmul_fp32_gflops": matmul_rate(device) / 1e9,
         }
-        result["ours_fp32_clips_per_s"] = clips_per_second(ours.scene_embeddings, audio, args.repeats, device)
+        timed = {"ours_fp32_clips_per_s": ours.scene_embeddings}
         if args.official_repo:
             sys.path.insert(0, str(Path(args.official_repo) / "examples"))
             import portable_m2d
 
             official = portable_m2d.PortableM2D(str(weights)).to(device)
-            result["official_fp32_clips_per_s"] = clips_per_second(official.get_scene_embeddings, audio,
-                                                                   args.repeats, device)
+            timed["official_fp32_clips_per_s"] = official.get_scene_embeddings
+        result.update(clips_per_second(timed, audio, args.repeats, device))
+        if args.official_repo:
             with torch.inference_mode():
                 diff = (official.get_scene_embeddings(audio) - ours.scene_embeddings(audio)).abs().max().item()
             result["ours_vs_official_max_abs"] = diff
@@ -120,7 +125,8 @@ def main(argv=None):
                 ref = ours.scene_embeddings(audio)
                 ours.autocast_dtype = torch.bfloat16
                 low = ours.scene_embeddings(audio)
-            result["ours_bf16_clips_per_s"] = clips_per_second(ours.scene_embeddings, audio, args.repeats, device)
+            result.update(clips_per_second({"ours_bf16_clips_per_s": ours.scene_embeddings}, audio, args.repeats,
+                                           device))
             result["bf16_vs_fp32_max_abs"] = (low - ref).abs().max().item()
             result["bf16_vs_fp32_max_rel"] = result["bf16_vs_fp32_max_abs"] / ref.abs().max().item()
             result["bf16_vs_fp32_min_cosine"] = torch.nn.functional.cosine_similarity(low, ref).min().item()
