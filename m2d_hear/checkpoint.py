@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,10 @@ from .vit import DEFAULT_NORM_STATS, ViTEncoder, ViTSize, size_from_model_name
 EVAR_PREFIX = "module.ar.runtime.backbone."
 RUNTIME_PREFIX = "backbone."
 HEAD_PREFIX = "module.head."
+
+
+class UnsafeLoadWarning(UserWarning):
+    """A weight file could only be read with full unpickling (``torch.load(weights_only=False)``)."""
 
 
 class CheckpointError(ValueError):
@@ -82,7 +87,10 @@ def read_weight_file(path: str | Path) -> dict:
         except Exception as err:  # noqa: BLE001
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err}); "
                                   "the file may be truncated: re-download it") from None
-        del safe_err
+        # Unpickling can run code: say so, once per file, for files that need more than tensors and a Namespace.
+        warnings.warn(f"{path}: holds objects beyond tensors and argparse.Namespace "
+                      f"({type(safe_err).__name__}), so it was loaded with full unpickling; load only files you "
+                      "trust, or re-export the encoder with `m2d-pretrain export`", UnsafeLoadWarning, stacklevel=2)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a state dict or a {{'model': ...}} checkpoint, got {type(obj).__name__}")
     return obj

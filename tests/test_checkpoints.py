@@ -160,3 +160,21 @@ def test_safetensors_and_fp16_files(tmp_path):
     model = load_model(str(path))
     assert model.encoder.blocks[0].attn.qkv.weight.dtype == torch.float32
     assert torch.allclose(model.encoder.blocks[0].attn.qkv.weight, state["blocks.0.attn.qkv.weight"], atol=1e-2)
+
+
+class _Opaque:   # a pickled object outside the safe allowlist (tensors, containers, argparse.Namespace)
+    pass
+
+
+def test_full_unpickling_is_announced(tmp_path, recwarn):
+    from m2d_hear.checkpoint import UnsafeLoadWarning, read_weight_file
+
+    plain = ck.write_encoder_only(tmp_path / "a", NAME)
+    read_weight_file(plain)
+    assert not [w for w in recwarn if issubclass(w.category, UnsafeLoadWarning)]
+    state = torch.load(plain, map_location="cpu", weights_only=True)
+    odd = tmp_path / "b" / NAME / "weights.pth"
+    odd.parent.mkdir(parents=True)
+    torch.save({"model": state, "extra": _Opaque()}, odd)
+    with pytest.warns(UnsafeLoadWarning, match="full unpickling"):
+        assert "model" in read_weight_file(odd)
