@@ -15,6 +15,7 @@ The configuration comes from the folder name (see :mod:`m2d_hear.config`); the t
 from __future__ import annotations
 
 import argparse
+import pathlib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from .vit import DEFAULT_NORM_STATS, ViTEncoder, ViTSize, size_from_model_name
 EVAR_PREFIX = "module.ar.runtime.backbone."
 RUNTIME_PREFIX = "backbone."
 HEAD_PREFIX = "module.head."
+
+
+SAFE_CLASSES = [argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.PureWindowsPath]
 
 
 class UnsafeLoadWarning(UserWarning):
@@ -78,8 +82,9 @@ def read_weight_file(path: str | Path) -> dict:
         except Exception as err:  # noqa: BLE001 - re-raised with the file name and a fix
             raise CheckpointError(f"{path}: not a readable safetensors file ({err}); re-download or re-export it")
     try:
-        # Full checkpoints pickle their run arguments as an argparse.Namespace; allow that class and nothing else.
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        # Full checkpoints pickle their run arguments as an argparse.Namespace, whose values may include paths;
+        # allow those classes (building them runs no code of the file's choosing) and nothing else.
+        with torch.serialization.safe_globals(SAFE_CLASSES):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as safe_err:  # noqa: BLE001
         try:
@@ -88,7 +93,7 @@ def read_weight_file(path: str | Path) -> dict:
             raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err}); "
                                   "the file may be truncated: re-download it") from None
         # Unpickling can run code: say so, once per file, for files that need more than tensors and a Namespace.
-        warnings.warn(f"{path}: holds objects beyond tensors and argparse.Namespace "
+        warnings.warn(f"{path}: holds objects beyond tensors, argparse.Namespace and paths "
                       f"({type(safe_err).__name__}), so it was loaded with full unpickling; load only files you "
                       "trust, or re-export the encoder with `m2d-pretrain export`", UnsafeLoadWarning, stacklevel=2)
     if not isinstance(obj, dict):
