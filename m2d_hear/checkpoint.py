@@ -34,6 +34,12 @@ HEAD_PREFIX = "module.head."
 SAFE_CLASSES = [argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.PureWindowsPath]
 
 
+def safe_load(path: str | Path, **kwargs):
+    """``torch.load`` of tensors, plain containers and :data:`SAFE_CLASSES` only (no code of the file's choosing)."""
+    with torch.serialization.safe_globals(SAFE_CLASSES):
+        return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+
+
 class UnsafeLoadWarning(UserWarning):
     """A weight file could only be read with full unpickling (``torch.load(weights_only=False)``)."""
 
@@ -84,8 +90,7 @@ def read_weight_file(path: str | Path) -> dict:
     try:
         # Full checkpoints pickle their run arguments as an argparse.Namespace, whose values may include paths;
         # allow those classes (building them runs no code of the file's choosing) and nothing else.
-        with torch.serialization.safe_globals(SAFE_CLASSES):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = safe_load(path)
     except Exception as safe_err:  # noqa: BLE001
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)

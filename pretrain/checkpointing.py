@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from m2d_hear.checkpoint import safe_load
 from m2d_hear.export import atomic_save
 
 LAST = "checkpoint-last.pth"
@@ -53,11 +54,6 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _load(path: Path, **kw):
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location="cpu", weights_only=True, **kw)
-
-
 def epoch_checkpoint(run_dir: Path, epoch: int) -> Path:
     return run_dir / f"checkpoint-{epoch}.pth"
 
@@ -83,7 +79,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer, scaler, args:
 def load_training_state(path: Path) -> dict:
     """Read a full checkpoint written by this trainer (tensors, plain values and the args Namespace only)."""
     try:
-        state = _load(path)
+        state = safe_load(path)
     except Exception as err:  # noqa: BLE001
         raise ResumeError(f"{path}: cannot read the checkpoint ({type(err).__name__}: {err}); delete it to resume "
                           "from the previous one") from None
@@ -102,7 +98,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     best, best_key = None, None
     for path in checkpoints_in(run_dir):
         try:
-            meta = _load(path, mmap=True)
+            meta = safe_load(path, mmap=True)
         except Exception:  # noqa: BLE001 - a broken file is skipped; an older checkpoint is used
             continue
         key = (meta.get("iteration", -1), path.name != LAST)
