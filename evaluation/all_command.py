@@ -101,8 +101,7 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
             probe_params.update(MINI_PROBE)
 
             # short clips decode in microseconds; worker start-up per epoch would dominate the run
-            finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0,
-                                "first_round_only": True}
+            finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0}
         import m2d_hear
 
         records = []
@@ -116,10 +115,9 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
                                                device=device, batch_size=batch_size, num_workers=workers,
                                                probe_params=probe_params))
                 if hook is not None and (weight_file == weights or finetune_baseline):
-                    options = dict(finetune_options)
-                    if options.pop("first_round_only", False):
-                        options["rounds"] = [task.rounds()[0].name]
-                    hook(task, weight_file, out, device=None if device == "auto" else device, **options)
+                    rounds = {"rounds": [task.rounds()[0].name]} if kind == "mini" else {}  # the first round only
+                    hook(task, weight_file, out, device=None if device == "auto" else device, **finetune_options,
+                         **rounds)
         records = [r for r in records if r]
         tables = write_tables(out, paper_models=paper_models) if records else []
     if records:   # under torchrun only rank 0 has results to report
