@@ -11,8 +11,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from .errors import InputError
 
-class AudioError(ValueError):
+
+class AudioError(InputError):
     """An audio file that cannot be used: unreadable, empty, or holding NaN/inf."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .config import ConfigNameError, ModelConfig, config_for_file
+from .errors import InputError
 from .vit import DEFAULT_NORM_STATS, ViTEncoder, ViTSize, size_from_model_name
 
 EVAR_PREFIX = "module.ar.runtime.backbone."
@@ -44,7 +45,7 @@ class UnsafeLoadWarning(UserWarning):
     """A weight file could only be read with full unpickling (``torch.load(weights_only=False)``)."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A weight file that cannot be read, or whose tensors do not fit its configuration."""
 
 

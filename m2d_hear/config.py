@@ -15,12 +15,14 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .errors import InputError
+
 SAMPLE_RATES = {"16k": 16000, "32k": 32000}
 
 _SIZE = re.compile(r"^\d+x\d+$")
 
 
-class ConfigNameError(ValueError):
+class ConfigNameError(InputError):
     """A folder or file name that does not follow the ``<model>-<F>x<T>p<pf>x<pt>[p<sr>]-...`` pattern."""
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from m2d_hear.checkpoint import safe_load
+from m2d_hear.errors import InputError
 from m2d_hear.export import atomic_save
 
 LAST = "checkpoint-last.pth"
@@ -29,7 +30,7 @@ FORMAT = "m2d-hear-pretrain/1"
 _EPOCH_FILE = re.compile(r"^checkpoint-(\d+)\.pth$")
 
 
-class ResumeError(ValueError):
+class ResumeError(InputError):
     """No usable checkpoint to resume from."""
 
 

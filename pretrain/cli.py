@@ -3,19 +3,30 @@ from __future__ import annotations
 
 import click
 
-from m2d_hear.lazy_group import LazyGroup
+from m2d_hear.errors import user_message
 
-# name -> "module:click command". Add a line here to register a new sub-command.
-COMMANDS = {
-    "init": "pretrain.init_weights:init",
-    "plot": "pretrain.plot_log:plot",
-    "prepare": "pretrain.prepare:prepare",
-    "train": "pretrain.train:train",
-    "export": "pretrain.export:export",
-}
+from .export import export
+from .init_weights import init
+from .plot_log import plot
+from .prepare import prepare
+from .train import train
 
 
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS)
+class Commands(click.Group):
+    """An input error (:class:`m2d_hear.errors.InputError`, a missing file, an unwritable or full output folder)
+    ends in one line; any other exception is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as err:  # noqa: BLE001 - re-raised unless it is the user's to fix
+            message = user_message(err)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+
+
+@click.group(cls=Commands, commands=[init, plot, prepare, train, export])
 @click.version_option(package_name="m2d-hear")
 def main():
     """Pre-train Masked Modeling Duo (M2D) on audio files."""

@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from m2d_hear.errors import InputError
+
 FILE_LIST = "files.csv"
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Missing or unusable pre-training data (list or ``.npy`` files)."""
 
 

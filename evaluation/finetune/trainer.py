@@ -33,15 +33,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from m2d_hear.audio import AudioError
-from m2d_hear.export import atomic_save
-
 from evaluation.metrics import score
 from evaluation.tasks.base import Clip, DatasetError, Round, TaskData
+from m2d_hear.audio import AudioError
+from m2d_hear.errors import InputError
+from m2d_hear.export import atomic_save
 
 from . import distributed as D
 from .augment import StepRandom, mixup, random_resized_crop, spec_augment
-from .data import ClipDataset, EvalBatches, TrainBatches, balanced_weights, label_matrix, make_loader
+from .data import (
+    ClipDataset,
+    EvalBatches,
+    TrainBatches,
+    balanced_weights,
+    label_matrix,
+    make_loader,
+)
 from .losses import loss_multi_label, loss_single_label
 from .model import FineTuneModel, build_model
 from .optim import CosineSchedule, build_optimizer, set_lr
@@ -53,7 +60,7 @@ RULES = ("valid", "best-test", "carve")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-class FinetuneError(ValueError):
+class FinetuneError(InputError):
     """A fine-tuning run that cannot start or continue; the message names the file and the fix."""
 
 

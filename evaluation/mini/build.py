@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -200,6 +201,9 @@ def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list
     digests: dict[str, str] = {}
     started: dict[str, float] = {}
     for name, plan in plans.items():
+        repeated = sorted(f for f, n in Counter(c.file for c in plan.clips).items() if n > 1)
+        if repeated:  # two clips would overwrite one file and count twice: a planner bug, never built
+            raise MiniBuildError(f"{name}: {len(repeated)} files are planned more than once (e.g. {repeated[0]})")
         folder = out / name
         digests[name] = plan_hash(plan)
         if _prepare_folder(folder, digests[name]):

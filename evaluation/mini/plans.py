@@ -206,6 +206,16 @@ def _tiny_styles(scale: Scale) -> list[str]:
     return ["reel", "jig", "chinese_folk"][:scale.genre_styles] if scale.name == "tiny" else music.BENCHMARK_STYLES
 
 
+def piece_stem(piece: str) -> str:
+    """A file-name stem that is unique per piece: ``essen:han1.abc#12`` -> ``han1_12``,
+    ``corpus:bach/bwv66.6.mxl`` -> ``bach_bwv66.6`` (the extension goes, every other part stays)."""
+    name = piece.split(":", 1)[1]
+    name, _, index = name.partition("#")
+    stem = name.rsplit(".", 1)[0] if "." in name.rsplit("/", 1)[-1] else name
+    stem = stem.replace("/", "_")
+    return f"{stem}_{index}" if index else stem
+
+
 def plan_genre(scale: Scale, seed: int = 0) -> TaskPlan:
     rng = random.Random(f"mini_genre-{seed}")
     plan = TaskPlan("mini_genre", "music style, piece-disjoint splits (like GTZAN)", 5.0, False, "accuracy",
@@ -217,7 +227,7 @@ def plan_genre(scale: Scale, seed: int = 0) -> TaskPlan:
         for split in ("train", "valid", "test"):
             for piece in pieces[style][split]:
                 font = rng.choice(fonts)
-                stem = piece.split(":", 1)[1].replace("/", "_").replace("#", "_").rsplit(".", 1)[0]
+                stem = piece_stem(piece)
                 for k in range(scale.genre_excerpts):
                     plan.clips.append(ClipPlan(
                         f"{split}/{style}/{stem}_{k}.wav", (style,), split, 5.0,

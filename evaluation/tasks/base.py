@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from m2d_hear.errors import InputError
+
 SPLITS = ("train", "valid", "test")
 METRICS = ("accuracy", "mAP")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset is missing, incomplete or malformed. The message is one line naming the path and the fix."""
 
 

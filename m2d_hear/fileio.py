@@ -1,0 +1,83 @@
+"""Writing files so that a reader never sees half of one, and so that concurrent writers lose nothing.
+
+- :func:`atomic_path` yields a temporary path beside the target; the target is replaced only if the block
+  succeeds, and the temporary file is removed otherwise (a killed or failed write leaves the old file, never an
+  empty or partial one).
+- :func:`write_bytes`, :func:`write_text`, :func:`write_json`, :func:`write_csv` (a pandas frame),
+  :func:`save_npy` and :func:`torch_save` are the everyday forms of it.
+- :func:`locked` holds an exclusive inter-process lock (``<file>.lock``, via the ``filelock`` package) for a
+  read-modify-write of a shared file such as ``scores.csv``: re-read the file under the lock, then write it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder; on success it replaces ``path``, on any error it is deleted."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | Path, obj, indent: int | None = 2) -> Path:
+    return write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def write_csv(path: str | Path, frame, **kwargs) -> Path:
+    """A pandas DataFrame as CSV (``index=False`` unless given)."""
+    kwargs.setdefault("index", False)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kwargs)
+    return Path(path)
+
+
+def save_npy(path: str | Path, array) -> Path:
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    return Path(path)
+
+
+def torch_save(obj, path: str | Path) -> Path:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+@contextmanager
+def locked(path: str | Path, timeout: float = 600.0) -> Iterator[Path]:
+    """Hold the exclusive lock of ``path`` (a ``<name>.lock`` file beside it) across processes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout):
+        yield path
