@@ -24,7 +24,7 @@ FILE = "checkpoint-300.pth"
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):  # http.server's naming
         server = self.server
         server.requests.append(self.path)
         body = server.payload
