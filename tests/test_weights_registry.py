@@ -259,6 +259,12 @@ def test_cli_and_default_weights_take_names(server, cache, monkeypatch):
     from evaluation.cli import main
 
     runner = CliRunner()
+    # --weights NAME of an evaluation command resolves (downloads) the name before the command runs
+    result = runner.invoke(main, ["linear", "--task", "csv:/nonexistent/meta.csv", "--weights", NAME])
+    assert result.exit_code == 1 and (cache / NAME / FILE).is_file()  # downloaded (progress bar), then the task fails
+    assert result.output.strip().splitlines()[-1].startswith("Error: /nonexistent/meta.csv")
+    result = runner.invoke(main, ["linear", "--task", "us8k", "--weights", "m2d_vit_base-80x608p16x16-221006"])
+    assert result.exit_code == 1 and "close names" in result.output
     result = runner.invoke(main, ["weights", "download", NAME, "--no-progress"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == str(cache / NAME / FILE)
