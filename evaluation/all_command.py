@@ -13,6 +13,7 @@ from evaluation.linear_eval import evaluate_linear
 from evaluation.tables import write_tables
 from evaluation.tasks import load_task
 from evaluation.tasks_command import found_tasks
+from evaluation.weights_command import resolve_weights_option
 
 FINETUNE_HOOK = "evaluation.finetune:evaluate_finetune"
 
@@ -58,7 +59,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 
 @click.command(name="all")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="M2D weight file [default: the project's default model, m2d_hear.default.default_weight_file()]")
+              callback=resolve_weights_option, help="M2D weight file or released name [default: the project's default model, m2d_hear.default.default_weight_file()]")
 @click.option("--tasks", "task_names", multiple=True,
               help="tasks to run (repeatable; names, csv:... or hear:...) [default: every task found]")
 @click.option("--benchmark", type=click.Choice(["auto", "paper", "mini"]), default="auto", show_default=True,

@@ -19,6 +19,7 @@ COMMANDS = {
     "hear-predict": "evaluation.hear.predict:hear_predict",
     "hear-leaderboard": "evaluation.hear.leaderboard:hear_leaderboard",
     "mini": "evaluation.mini.cli:mini",
+    "weights": "evaluation.weights_command:weights",
 }
 
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from evaluation.weights_command import resolve_weights_option
+
 TASK_HELP = "us8k, vc1, gtzan, gtzan_hear10fold, spcv2, as20k, csv:/path/meta.csv or hear:/path/task_folder"
 
 
@@ -13,7 +15,8 @@ def task_source_options(f):
     options = [
         click.option("--task", "task_name", required=True, help=TASK_HELP),
         click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                     help="M2D weight file (official layouts or ours)"),
+                     callback=resolve_weights_option,
+                     help="M2D weight file (official layouts or ours), or a released name (m2d-eval weights list)"),
         click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
                      help="the dataset folder itself (overrides --data-root)"),
     ]

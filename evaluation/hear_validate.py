@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from evaluation.weights_command import resolve_weights_option
+
 
 def run_validator(weights: str, device: str = "cpu") -> None:
     """Validate ``m2d_hear`` with ``weights`` through the official validator; raises SystemExit on failure."""
@@ -25,10 +27,10 @@ def run_validator(weights: str, device: str = "cpu") -> None:
 
 
 @click.command()
-@click.argument("weights", type=click.Path(exists=True, dir_okay=False))
+@click.argument("weights", type=click.Path(dir_okay=False), callback=resolve_weights_option)
 @click.option("--device", default="cpu", show_default=True)
 def validate(weights: str, device: str):
     """Check that m2d_hear with WEIGHTS passes the official HEAR 2021 validator."""
-    run_validator(weights, device)
+    run_validator(str(weights), device)
     click.echo(f"HEAR validator passed: m2d_hear with {weights} on {device}")
     sys.exit(0)

@@ -25,6 +25,7 @@ import torch
 
 from .config import ConfigNameError, ModelConfig, config_for_file
 from .errors import InputError
+from .hub import resolve_weights
 from .vit import DEFAULT_NORM_STATS, ViTEncoder, ViTSize, size_from_model_name
 
 EVAR_PREFIX = "module.ar.runtime.backbone."
@@ -80,7 +81,8 @@ def read_weight_file(path: str | Path) -> dict:
     """Load a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file to a dict, with one clear error on failure."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such weight file; check the path (weights are never downloaded)")
+        raise CheckpointError(f"{path}: no such weight file; check the path, or pass a released checkpoint name "
+                              "(`m2d-eval weights list`)")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -130,8 +132,10 @@ def split_state(raw: dict) -> tuple[dict, dict, dict, object | None, list[str]]:
 
 
 def read_checkpoint(path: str | Path, config: str | ModelConfig | None = None) -> Checkpoint:
-    """Read and validate a weight file; ``config`` overrides the folder-name configuration (renamed files)."""
-    path = Path(path)
+    """Read and validate a weight file; ``config`` overrides the folder-name configuration (renamed files).
+
+    ``path`` may also be a released checkpoint name (``NAME`` or ``NAME/FILE``, see :mod:`m2d_hear.hub`)."""
+    path = resolve_weights(path)
     try:
         cfg = config_for_file(path, config)
     except ConfigNameError as err:

@@ -14,8 +14,10 @@ ENV_VAR = "M2D_DEFAULT_WEIGHTS"
 
 def default_weight_file() -> Path:
     """The default weight file: ``$M2D_DEFAULT_WEIGHTS`` if set, else the one shipped in ``m2d_hear/weights``."""
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
+    if os.environ.get(ENV_VAR):  # a path, or a released checkpoint name (m2d_hear.hub)
+        from .hub import resolve_weights
+
+        return resolve_weights(os.environ[ENV_VAR])
     found = sorted(WEIGHTS_DIR.glob("*/*.pth")) + sorted(WEIGHTS_DIR.glob("*/*.safetensors"))
     if not found:
         raise FileNotFoundError(

@@ -24,8 +24,9 @@ def load_model(model_file_path: str = "", config: str | None = None, timestamp_h
     """Load an M2D weight file as a HEAR model.
 
     Args:
-        model_file_path: a weight file in any official layout or ours. Empty: the project's default model
-            (``m2d_hear.default``), pre-trained by ``m2d-pretrain`` and shipped in the package.
+        model_file_path: a weight file in any official layout or ours, or a released checkpoint name such as
+            ``m2d_vit_base-80x608p16x16-221006-mr7`` (downloaded once, see :mod:`m2d_hear.hub`). Empty: the project's
+            default model (``m2d_hear.default``), pre-trained by ``m2d-pretrain`` and shipped in the package.
         config: override of the configuration normally read from the parent folder name.
         timestamp_hop_ms: timestamp hop for ``get_timestamp_embeddings``; None keeps the official frame rate
             (160 ms for 16x16 patches).

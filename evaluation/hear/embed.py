@@ -38,6 +38,8 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from evaluation.weights_command import resolve_weights_option
+
 from .errors import HearTaskError
 
 GET = "use a task folder made by hear-preprocess (the HEAR 2021 task tarballs)"
@@ -340,8 +342,8 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
 @click.command("hear-embed")
 @click.option("--tasks-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of HEAR task folders (hear-preprocess output).")
-@click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="M2D weight file (official layouts or ours).")
+@click.option("--weights", required=True, type=click.Path(dir_okay=False), callback=resolve_weights_option,
+              help="M2D weight file (official layouts or ours), or a released name (m2d-eval weights list).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Embedding folder; each task goes to OUT/<task folder name>/.")
 @click.option("--task", default="all", show_default=True, help="A task folder name, or 'all'.")
