@@ -7,18 +7,19 @@ the task folder), so it is the same whatever the order, batch or rank that proce
 embed each clip both ways (random crop when it is in a training fold, start crop when it is the test fold); EVAR
 instead re-draws the training crops for every fold, which only matters for clips longer than ``unit_sec``.
 
-Cache layout, under ``<cache_root>/<task>-<key>/``: ``meta.json`` (everything the key was made of),
-``shards/shard-NNNNN.npy`` (rows of one block of ``shard_size`` entries, written atomically as each block finishes)
-and, once every shard exists, ``embeddings.npy`` (all rows) and ``done.json``. The key hashes the checkpoint
-file's content, the model configuration, the task name and clip list, and the crop settings; a killed run resumes
-at the first missing shard. Under ``torchrun`` each rank extracts the shards ``s % world_size == rank`` and rank 0
-merges them.
+Cache layout, under ``<cache_root>/<task>-t<task id>-w<weights sha256>-<key>/`` (8 hex digits of each hash):
+``meta.json`` (everything the key was made of), ``shards/shard-NNNNN.npy`` (rows of one block of ``shard_size``
+entries, written atomically as each block finishes) and, once every shard exists, ``embeddings.npy`` (all rows) and
+``done.json``. The key hashes the checkpoint file's content, the model configuration, the task's identity
+(:meth:`TaskData.fingerprint`: its metadata files' content and each audio file's path, size and mtime, so another
+task with the same name and relative paths but other audio is another entry), the clip list, and the crop
+settings; a killed run resumes at the first missing shard. Under ``torchrun`` each rank extracts the shards
+``s % world_size == rank`` and rank 0 merges them.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,8 +30,9 @@ from tqdm.auto import tqdm
 
 from evaluation.tasks.base import Clip, TaskData
 from m2d_hear.audio import AudioError, fit_length, read_audio
+from m2d_hear.fileio import atomic_path, save_npy, sha256_file, write_text
 
-CACHE_VERSION = 1   # bump when the embedding procedure changes
+CACHE_VERSION = 2   # bump when the embedding procedure or the cache key changes (2: keyed by the task identity)
 RANDOM, START = "random", "start"
 
 
@@ -72,21 +74,7 @@ def entries_for(task: TaskData) -> list[tuple[Clip, str]]:
     return [(c, START if c.split == "test" else RANDOM) for c in task.clips]
 
 
-_HASHES: dict[tuple, str] = {}
-
-
-def file_hash(path: str | Path) -> str:
-    """sha256 of a file's content (memoised per path, size and mtime)."""
-    path = Path(path)
-    st = path.stat()
-    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if memo not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _HASHES[memo] = h.hexdigest()
-    return _HASHES[memo]
+file_hash = sha256_file   # sha256 of a file's content, memoised (m2d_hear.fileio)
 
 
 def cache_meta(task: TaskData, weights: str | Path, model, crop: CropSettings) -> dict:
@@ -94,29 +82,23 @@ def cache_meta(task: TaskData, weights: str | Path, model, crop: CropSettings) -
     clips_hash = hashlib.sha256("\n".join(f"{clip_key(c, task)}|{m}" for c, m in entries).encode()).hexdigest()
     return {"version": CACHE_VERSION, "weights_sha256": file_hash(weights), "weights": str(weights),
             "model_config": repr(model.config), "flat_features": bool(getattr(model, "flat_features", False)),
-            "embedding_dim": int(model.scene_embedding_size), "task": task.name, "clips_sha256": clips_hash,
+            "embedding_dim": int(model.scene_embedding_size), "task": task.name, "task_id": task.fingerprint(),
+            "clips_sha256": clips_hash,
             "n_entries": len(entries), "crop": asdict(crop)}
 
 
 def cache_dir_for(cache_root: str | Path, meta: dict) -> Path:
     keyed = {k: v for k, v in meta.items() if k != "weights"}   # content, not location, decides
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_root) / f"{meta['task']}-{key}"
+    return Path(cache_root) / f"{meta['task']}-t{meta['task_id'][:8]}-w{meta['weights_sha256'][:8]}-{key}"
 
 
 def atomic_npy(array: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    save_npy(path, array)
 
 
 def atomic_json(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1, default=str))
 
 
 class CroppedClips(Dataset):
@@ -225,15 +207,14 @@ def merge_shards(shards: list[Path], path: Path) -> tuple[int, int]:
     """Concatenate shard files into one .npy through a memory map (never two copies in memory), atomically."""
     shapes = [np.load(p, mmap_mode="r").shape for p in shards]
     rows, dim = sum(s[0] for s in shapes), shapes[0][1]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
-    start = 0
-    for p, (n, _) in zip(shards, shapes):
-        out[start:start + n] = np.load(p, mmap_mode="r")
-        start += n
-    out.flush()
-    del out
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
+        start = 0
+        for p, (n, _) in zip(shards, shapes):
+            out[start:start + n] = np.load(p, mmap_mode="r")
+            start += n
+        out.flush()
+        del out
     return rows, dim
 
 

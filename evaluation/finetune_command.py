@@ -99,4 +99,6 @@ def finetune(task_name, weights, task_path, data_root, skip_missing, out, seeds,
         raise click.ClickException(message[0] if message else type(err).__name__) from None
     if info.is_main:
         click.echo(summary.line())
-        click.echo(f"scores: {out / 'scores.csv'}; runs: {out / 'finetune' / task.name}")
+        from evaluation.finetune.runner import task_dir
+
+        click.echo(f"scores: {out / 'scores.csv'}; runs: {task_dir(out / 'finetune', task.name, task.fingerprint())}")

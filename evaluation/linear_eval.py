@@ -2,7 +2,9 @@
 
 EVAR's ``2pass_lineareval.py``: embeddings are extracted once (crop seed 42) and the probe is trained with seeds
 42, 43, 44 on the same embeddings; a seed's score is the mean over folds. Each finished (seed, round) is appended
-to ``scores.csv`` at once, and rows already there are skipped, so a killed run resumes where it stopped.
+to ``scores.csv`` at once, and rows already there are skipped, so a killed run resumes where it stopped. Rows,
+cached embeddings and the run record are keyed by the weight file's SHA-256 and the task's fingerprint as well as
+by their names, so another weight file or task that happens to share a label is evaluated, never reused.
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from evaluation.embeddings import CropSettings, extract, file_hash
+from evaluation.embeddings import CropSettings, extract
 from evaluation.probe import LinearProbe
-from evaluation.scores import ScoreRow, append_scores, done_keys, weights_label
+from evaluation.scores import ScoreRow, append_scores, done_keys, row_key, weights_label
 from evaluation.tasks.base import TaskData
+from m2d_hear.fileio import locked, sha256_file, write_text
 
 PROTOCOL = "linear"
 DEFAULT_SEEDS = (42, 43, 44)
@@ -63,9 +66,11 @@ def targets(task: TaskData, clips) -> np.ndarray:
     return y
 
 
-def run_file(out_dir: Path, weights: str, task: str) -> Path:
+def run_file(out_dir: Path, weights: str, task: str, weights_sha256: str = "", task_id: str = "") -> Path:
+    """``runs/<label>@w<sha>-t<task id>__<task>__linear.json``: one record per weights and task identity."""
     safe = weights.replace("/", "__")
-    return out_dir / "runs" / f"{safe}__{task}__{PROTOCOL}.json"
+    ids = f"@w{weights_sha256[:8]}-t{task_id[:8]}" if weights_sha256 or task_id else ""
+    return out_dir / "runs" / f"{safe}{ids}__{task}__{PROTOCOL}.json"
 
 
 def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, seeds=DEFAULT_SEEDS,
@@ -91,14 +96,15 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
     if emb is None or init_distributed() != 0:   # other ranks only extract their shards
         return {}
     params = dict(probe_params or {})
+    weights_sha, task_id = sha256_file(weights), task.fingerprint()
     done = done_keys(out_dir)
     rounds = task.rounds()
-    record_path = run_file(out_dir, label, task.name)
+    record_path = run_file(out_dir, label, task.name, weights_sha, task_id)
     results = []
     jobs = [(s, r) for s in seeds for r in rounds]
     t0 = time.time()
     for seed, rnd in tqdm(jobs, desc=f"probe {task.name}", unit="run", disable=not progress):
-        if (label, task.name, PROTOCOL, int(seed), rnd.name) in done:
+        if row_key(label, weights_sha, task.name, task_id, PROTOCOL, seed, rnd.name) in done:
             continue
         Xtr, ytr = emb.train(rnd.train), targets(task, rnd.train)
         Xva, yva = (emb.train(rnd.valid), targets(task, rnd.valid)) if rnd.valid else (None, None)
@@ -107,7 +113,7 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
         probe.fit(Xtr, ytr, Xva, yva, classes=None if task.multilabel else task.classes)
         value = probe.score(Xte, yte)
         row = ScoreRow(weights=label, task=task.name, protocol=PROTOCOL, seed=int(seed), fold=rnd.name,
-                       metric=task.metric, score=float(value), weights_sha256=file_hash(weights),
+                       metric=task.metric, score=float(value), weights_sha256=weights_sha, task_id=task_id,
                        n_train=len(rnd.train), n_test=len(rnd.test), best_epoch=int(probe.best_epoch_),
                        run=str(record_path.relative_to(out_dir)))
         append_scores(out_dir, [row])
@@ -115,13 +121,12 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
                         "valid": "given" if rnd.valid else "10% carve-out",
                         "valid_covers_all_classes": probe.valid_covers_all_classes_})
     probe_sec = time.time() - t0
-    previous = json.loads(record_path.read_text()).get("results", []) if record_path.is_file() else []
-    keep = {(r["seed"], r["fold"]) for r in results}
     record = {
         "protocol": PROTOCOL, "weights": str(weights.resolve()), "weights_label": label,
-        "weights_sha256": file_hash(weights), "model_config": repr(model.config),
+        "weights_sha256": weights_sha, "model_config": repr(model.config),
         "embedding_dim": int(model.scene_embedding_size), "norm_stats": list(model.norm_stats),
-        "task": {"name": task.name, "source": task.source, "clips": len(task.clips), "classes": len(task.classes),
+        "task": {"name": task.name, "id": task_id, "source": task.source, "clips": len(task.clips),
+                 "classes": len(task.classes),
                  "multilabel": task.multilabel, "metric": task.metric, "unit_sec": task.unit_sec,
                  "folds": task.folds, "missing_files": len(task.missing),
                  "splits": {r.name: {"train": len(r.train), "valid": len(r.valid or []), "test": len(r.test)}
@@ -132,10 +137,12 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
         "seconds": {"embedding": round(embed_sec, 2), "probe": round(probe_sec, 2),
                     "total": round(time.time() - started, 2)},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
-        "results": [r for r in previous if (r["seed"], r["fold"]) not in keep] + results,
     }
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record_path.with_name(f".{record_path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=str))
-    tmp.replace(record_path)
+    keep = {(r["seed"], r["fold"]) for r in results}
+    with locked(record_path):   # another run of the same weights and task may finish at the same time
+        previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        if (previous.get("weights_sha256"), previous.get("task", {}).get("id")) != (weights_sha, task_id):
+            previous = {}   # a record of other weights or another task under this name: never merged
+        record["results"] = [r for r in previous.get("results", []) if (r["seed"], r["fold"]) not in keep] + results
+        write_text(record_path, json.dumps(record, indent=1, default=str))
     return record

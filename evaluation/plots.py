@@ -17,7 +17,8 @@ def bar_chart(numeric: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from evaluation.tables import TASK_TITLES, ordered_tasks
+    from evaluation.tables import ordered_tasks, task_title
+    from m2d_hear.fileio import atomic_path
 
     tasks = ordered_tasks(numeric.task)
     models = list(dict.fromkeys(numeric.model))
@@ -36,7 +37,7 @@ def bar_chart(numeric: pd.DataFrame, path: str | Path, title: str = "") -> Path:
         kind = numeric[numeric.model == model].kind.iloc[0]
         ax.bar(xs, ys, width, yerr=errs, capsize=2, label=model, hatch="//" if kind == "paper" else None,
                alpha=0.75 if kind == "paper" else 1.0)
-    ax.set_xticks(range(len(tasks)), [TASK_TITLES.get(t, t) for t in tasks])
+    ax.set_xticks(range(len(tasks)), [task_title(t) for t in tasks])
     ax.set_ylabel("score (%)")
     ax.set_ylim(0, 100)
     if title:
@@ -44,8 +45,7 @@ def bar_chart(numeric: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path

@@ -5,6 +5,11 @@
 lays the summary out with rows = our weights then the selected paper models, columns = tasks; tasks without a paper
 number (e.g. mini-benchmark tasks) get an empty paper cell. ``write_tables`` writes Markdown, CSV and LaTeX plus a
 bar chart for each protocol found.
+
+Rows are grouped by identity, not by name: within a protocol, a weights label whose rows carry more than one
+``weights_sha256`` becomes one row per hash, labelled ``label [ab12cd]`` (``[unknown]`` for rows written before the
+hash was recorded), and a task name with more than one ``task_id`` becomes one column per identity the same way;
+scores of different weights or task data are never averaged together.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import pandas as pd
 
 from evaluation.metrics import mean_ci95
 from evaluation.scores import read_scores
+from m2d_hear.fileio import locked, write_csv, write_text
 
 # Column order: the paper's task order first, then any other task alphabetically.
 TASK_ORDER = ["esc50", "us8k", "spcv2", "vc1", "voxforge", "cremad", "gtzan", "gtzan_hear10fold", "nsynth", "surge",
@@ -42,23 +48,69 @@ def load_reference(folder: str | Path | None = None) -> pd.DataFrame:
         columns=["source", "table", "protocol", "model", "task", "metric", "score", "ci95"])
 
 
+UNKNOWN = "unknown"   # the suffix of rows whose hash was not recorded
+SUFFIX_MIN = 6        # hex digits of a distinguishing suffix (more where 6 do not tell the hashes apart)
+
+
+def suffixes(ids) -> dict[str, str]:
+    """A short distinguishing tag for each distinct id: its first hex digits, or ``unknown`` for ''."""
+    known = sorted({i for i in ids if i})
+    n = SUFFIX_MIN
+    while n < 64 and len({i[:n] for i in known}) < len(known):
+        n += 2
+    return {i: (i[:n] if i else UNKNOWN) for i in set(ids)}
+
+
+def _display_names(scores: pd.DataFrame, name: str, ident: str) -> pd.Series:
+    """``name`` of each row, with `` [tag]`` appended where, within its protocol, that name has several ``ident``."""
+    shown = scores[name].astype(str).copy()
+    for _, g in scores.groupby(["protocol", name], sort=False):
+        ids = list(g[ident])
+        if len(set(ids)) > 1:
+            tags = suffixes(ids)
+            shown.loc[g.index] = [f"{n} [{tags[i]}]" for n, i in zip(g[name], ids)]
+    return shown
+
+
+def base_task(task: str) -> str:
+    """The task name of a (possibly suffixed) column: ``us8k [ab12cd]`` -> ``us8k``."""
+    return task.split(" [", 1)[0]
+
+
+def task_title(task: str) -> str:
+    base = base_task(task)
+    return TASK_TITLES.get(base, base) + task[len(base):]
+
+
 def summarize(scores: pd.DataFrame) -> pd.DataFrame:
-    """Rows (weights, protocol, task, metric, n_seeds, n_folds, mean, ci95) with mean and CI in %."""
-    cols = ["weights", "protocol", "task", "metric", "n_seeds", "n_folds", "mean", "ci95"]
+    """Rows (weights, protocol, task, metric, n_seeds, n_folds, mean, ci95, weights_sha256, task_id, task_name)
+    with mean and CI in %; ``weights``/``task`` carry a distinguishing suffix where one name has several
+    identities (``task_name`` is the task without it)."""
+    cols = ["weights", "protocol", "task", "metric", "n_seeds", "n_folds", "mean", "ci95", "weights_sha256",
+            "task_id", "task_name"]
     if scores.empty:
         return pd.DataFrame(columns=cols)
-    per_seed = (scores.groupby(["weights", "protocol", "task", "metric", "seed"], sort=False)
+    scores = scores.reset_index(drop=True).copy()
+    for column in ("weights_sha256", "task_id"):
+        scores[column] = scores[column].fillna("").astype(str) if column in scores.columns else ""
+    scores["task_name"] = scores["task"].astype(str)
+    scores["weights"] = _display_names(scores, "weights", "weights_sha256")
+    scores["task"] = _display_names(scores, "task", "task_id")
+    group = ["weights", "weights_sha256", "protocol", "task", "task_id", "task_name", "metric"]
+    per_seed = (scores.groupby(group + ["seed"], sort=False)
                 .agg(score=("score", "mean"), n_folds=("fold", "nunique")).reset_index())
     out = []
-    for (w, p, t, m), g in per_seed.groupby(["weights", "protocol", "task", "metric"], sort=False):
+    for (w, sha, p, t, tid, name, m), g in per_seed.groupby(group, sort=False):
         mean, ci = mean_ci95(g.score * 100.0)
-        out.append([w, p, t, m, len(g), int(g.n_folds.max()), mean, ci])
+        out.append([w, p, t, m, len(g), int(g.n_folds.max()), mean, ci, sha, tid, name])
     return pd.DataFrame(out, columns=cols)
 
 
 def ordered_tasks(tasks) -> list[str]:
+    """The paper's task order first, then others alphabetically; suffixed columns sit beside their task."""
     tasks = list(dict.fromkeys(tasks))
-    return [t for t in TASK_ORDER if t in tasks] + sorted(t for t in tasks if t not in TASK_ORDER)
+    rank = {t: i for i, t in enumerate(TASK_ORDER)}
+    return sorted(tasks, key=lambda t: (rank.get(base_task(t), len(rank)), base_task(t), t))
 
 
 def fmt(mean, ci) -> str:
@@ -107,13 +159,13 @@ def comparison(summary: pd.DataFrame, reference: pd.DataFrame, protocol: str,
         by_task = {r.task: r for r in hit.itertuples()}
         row = {"model": label}
         for t in tasks:
-            r = by_task.get(t)
+            r = by_task.get(base_task(t))
             row[t] = fmt(r.score, r.ci95) if r is not None else ""
             if r is not None:
                 numeric.append({"model": label, "kind": "paper", "task": t, "metric": r.metric, "mean": r.score,
                                 "ci95": r.ci95, "n_seeds": "", "n_folds": "", "source": f"{r.source}, {r.table}"})
-        if all(t in by_task for t in tasks) and len(tasks) > 1:
-            row["average"] = f"{sum(by_task[t].score for t in tasks) / len(tasks):.1f}"
+        if all(base_task(t) in by_task for t in tasks) and len(tasks) > 1:
+            row["average"] = f"{sum(by_task[base_task(t)].score for t in tasks) / len(tasks):.1f}"
         records.append(row)
     columns = ["model"] + tasks + (["average"] if any("average" in r for r in records) else [])
     table = pd.DataFrame(records, columns=columns).fillna("")
@@ -121,7 +173,7 @@ def comparison(summary: pd.DataFrame, reference: pd.DataFrame, protocol: str,
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    heads = [TASK_TITLES.get(c, c) for c in table.columns]
+    heads = [task_title(c) for c in table.columns]
     lines = ["| " + " | ".join(heads) + " |", "|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|"]
     lines += ["| " + " | ".join(str(v) if v != "" else "–" for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines) + "\n"
@@ -135,7 +187,7 @@ def _tex(s: str) -> str:
 
 
 def to_latex(table: pd.DataFrame, caption: str) -> str:
-    heads = [TASK_TITLES.get(c, c) for c in table.columns]
+    heads = [task_title(c) for c in table.columns]
     lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex(caption)}}}",
              r"\begin{tabular}{l" + "r" * (len(heads) - 1) + "}", r"\hline",
              " & ".join(_tex(h) for h in heads) + r" \\", r"\hline"]
@@ -154,29 +206,31 @@ CAPTIONS = {
 
 def write_tables(results_dir: str | Path, reference: str | Path | None = None,
                  paper_models=DEFAULT_PAPER_MODELS, plot: bool = True) -> list[Path]:
-    """Write ``tables/<protocol>.{md,csv,tex,png}`` and ``tables/summary.csv`` under ``results_dir``."""
-    results_dir = Path(results_dir)
-    scores = read_scores(results_dir)
-    if scores.empty:
-        raise FileNotFoundError(f"{results_dir / 'scores.csv'}: no scores yet; run m2d-eval linear or all first")
-    summary = summarize(scores)
-    ref = load_reference(reference)
-    out = results_dir / REPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "summary.csv"]
-    summary.to_csv(written[0], index=False)
-    for protocol in summary.protocol.unique():
-        table, numeric = comparison(summary, ref, protocol, paper_models)
-        caption = CAPTIONS.get(protocol, f"{protocol}: scores in %, mean ± 95 % CI over seeds.")
-        md = out / f"{protocol}.md"
-        md.write_text(f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric, protocol))
-        numeric.to_csv(out / f"{protocol}.csv", index=False)
-        (out / f"{protocol}.tex").write_text(to_latex(table, caption))
-        written += [md, out / f"{protocol}.csv", out / f"{protocol}.tex"]
-        if plot and not numeric.empty:
-            from evaluation.plots import bar_chart
+    """Write ``tables/<protocol>.{md,csv,tex,png}`` and ``tables/summary.csv`` under ``results_dir``.
 
-            written.append(bar_chart(numeric, out / f"{protocol}.png", title=f"{protocol}: ours vs paper"))
+    Runs under the lock of the tables folder and reads ``scores.csv`` inside it, so when several runs finish at
+    once the last writer's tables hold every row; each file is replaced atomically."""
+    results_dir = Path(results_dir)
+    out = results_dir / REPORT_DIR
+    with locked(out):
+        scores = read_scores(results_dir)
+        if scores.empty:
+            raise FileNotFoundError(f"{results_dir / 'scores.csv'}: no scores yet; run m2d-eval linear or all first")
+        summary = summarize(scores)
+        ref = load_reference(reference)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [write_csv(out / "summary.csv", summary)]
+        for protocol in summary.protocol.unique():
+            table, numeric = comparison(summary, ref, protocol, paper_models)
+            caption = CAPTIONS.get(protocol, f"{protocol}: scores in %, mean ± 95 % CI over seeds.")
+            md = write_text(out / f"{protocol}.md",
+                            f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric, protocol))
+            written += [md, write_csv(out / f"{protocol}.csv", numeric),
+                        write_text(out / f"{protocol}.tex", to_latex(table, caption))]
+            if plot and not numeric.empty:
+                from evaluation.plots import bar_chart
+
+                written.append(bar_chart(numeric, out / f"{protocol}.png", title=f"{protocol}: ours vs paper"))
     return written
 
 

@@ -7,9 +7,12 @@
   :func:`save_npy` and :func:`torch_save` are the everyday forms of it.
 - :func:`locked` holds an exclusive inter-process lock (``<file>.lock``, via the ``filelock`` package) for a
   read-modify-write of a shared file such as ``scores.csv``: re-read the file under the lock, then write it.
+- :func:`sha256_file` is the content hash that identifies a file (weights, for result keys and caches), memoised
+  per (path, inode, size, mtime, ctime) so a large file is read once per process.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -81,3 +84,20 @@ def locked(path: str | Path, timeout: float = 600.0) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout):
         yield path
+
+
+_SHA256: dict[tuple, str] = {}
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's content; memoised while the file's path, inode, size, mtime and ctime stay the same."""
+    path = Path(path)
+    st = path.stat()
+    memo = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if memo not in _SHA256:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA256[memo] = h.hexdigest()
+    return _SHA256[memo]

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from evaluation.cli import main
-from evaluation.scores import ScoreRow, append_scores, read_scores
+from evaluation.scores import ScoreRow, append_scores, done_keys, read_scores, row_key
 from evaluation.tables import comparison, load_reference, summarize, to_latex, to_markdown
 
 
@@ -36,6 +36,26 @@ def test_append_replaces_same_key(tmp_path):
     append_scores(tmp_path, rows("w", "us8k", {42: [0.2], 43: [0.3]}))
     df = read_scores(tmp_path)
     assert len(df) == 2 and df[df.seed == 42].score.item() == 0.2
+
+
+def test_scores_written_before_the_identity_columns_still_read(tmp_path):
+    """An old scores.csv (no task_id column, empty hashes) reads with '' for unknown; a keyed rerun of the same
+    label key replaces its legacy row, and the legacy row never counts as done for a keyed run."""
+    (tmp_path / "scores.csv").write_text(
+        "weights,task,protocol,seed,fold,metric,score,weights_sha256,n_train,n_test,best_epoch,run\n"
+        "w,us8k,linear,42,main,accuracy,0.5,,10,5,3,runs/x.json\n"
+        "w,us8k,linear,43,main,accuracy,0.6,,10,5,3,runs/x.json\n")
+    old = read_scores(tmp_path)
+    assert list(old.task_id) == ["", ""] and list(old.weights_sha256) == ["", ""]
+    assert row_key("w", "ab" * 32, "us8k", "cd" * 32, "linear", 42, "main") not in done_keys(tmp_path)
+    assert summarize(old).set_index("weights").loc["w", "mean"] == pytest.approx(55.0)
+    append_scores(tmp_path, [ScoreRow("w", "us8k", "linear", 42, "main", "accuracy", 0.7,
+                                      weights_sha256="ab" * 32, task_id="cd" * 32)])
+    df = read_scores(tmp_path).set_index("seed")
+    assert len(df) == 2 and df.loc[42, "score"] == 0.7 and df.loc[43, "weights_sha256"] == ""
+    assert row_key("w", "ab" * 32, "us8k", "cd" * 32, "linear", 42, "main") in done_keys(tmp_path)
+    # the legacy seed-43 row and the keyed seed-42 row may be other weights: shown apart, not averaged
+    assert set(summarize(read_scores(tmp_path)).weights) == {"w [ababab]", "w [unknown]"}
 
 
 def test_summary_is_fold_mean_then_seed_mean_and_ci(results):

@@ -1,7 +1,10 @@
 """Fine-tune a task over its rounds (folds) and seeds; aggregate and record the scores.
 
-Layout under ``out_dir``: ``<task>/<weights id>/<recipe name>-<recipe key>[-carve]/seed<N>/<round>/`` (one run
-folder per fold and seed, see :mod:`trainer`), plus ``summary.json`` beside the seed folders.
+Layout under ``out_dir``: ``<task>-t<task id>/<weights id>/<recipe name>-<recipe key>[-carve]/seed<N>/<round>/``
+(one run folder per fold and seed, see :mod:`trainer`), plus ``summary.json`` beside the seed folders. The task id
+is 8 hex digits of :meth:`TaskData.fingerprint` and the weights id ends with 8 hex digits of the weight file's
+SHA-256, so a finished run is reused (``resume``) only for the same task data and the same weights, never for
+another file or dataset that shares their names.
 """
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.scores import ScoreRow
+from evaluation.scores import append_scores as append_score_rows
 from evaluation.tasks.base import TaskData
+from m2d_hear.fileio import sha256_file
 
 from . import distributed as D
 from .recipes import Recipe, recipe_for
@@ -29,6 +35,8 @@ class FinetuneSummary:
     rule: str
     seed_scores: dict[int, float]            # seed -> mean over rounds
     results: list[RoundResult] = field(default_factory=list)
+    task_id: str = ""                        # TaskData.fingerprint() of the task fine-tuned on
+    weights_sha256: str = ""
 
     @property
     def mean(self) -> float:
@@ -46,15 +54,17 @@ class FinetuneSummary:
                 f"{len(self.seed_scores)} seeds; {rule}; recipe {self.recipe.name} [{self.recipe.source}])")
 
     def to_dict(self) -> dict:
-        return {"task": self.task, "weights": self.weights, "metric": self.metric, "recipe": self.recipe.to_dict(),
+        return {"task": self.task, "task_id": self.task_id, "weights": self.weights,
+                "weights_sha256": self.weights_sha256, "metric": self.metric, "recipe": self.recipe.to_dict(),
                 "rule": self.rule, "seed_scores": self.seed_scores, "mean": self.mean, "std": self.std,
                 "results": [{k: v for k, v in r.to_dict().items() if k != "history"} for r in self.results]}
 
 
 def weights_id(weights: str | Path) -> str:
-    """``<parent folder>-<file stem>``, like EVAR's run ids (a folder-name-safe label)."""
+    """``<parent folder>-<file stem>-<8 hex digits of its SHA-256>``: EVAR's run id made unique to the content."""
     p = Path(weights)
-    return f"{p.parent.name}-{p.stem}" if p.parent.name else p.stem
+    name = f"{p.parent.name}-{p.stem}" if p.parent.name else p.stem
+    return f"{name}-{sha256_file(p)[:8]}" if p.is_file() else name
 
 
 def weights_label(weights: str | Path) -> str:
@@ -63,15 +73,21 @@ def weights_label(weights: str | Path) -> str:
     return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
 
 
-def recipe_dir(out_dir: Path, task: str, weights: str | Path, recipe: Recipe, no_valid: str = "best-test") -> Path:
+def task_dir(out_dir: Path, task: str, task_id: str = "") -> Path:
+    """``out_dir/<task>-t<8 hex digits of the task id>`` (``out_dir/<task>`` without an id)."""
+    return Path(out_dir) / (f"{task}-t{task_id[:8]}" if task_id else task)
+
+
+def recipe_dir(out_dir: Path, task: str, weights: str | Path, recipe: Recipe, no_valid: str = "best-test",
+               task_id: str = "") -> Path:
     """The folder of one (task, weights, recipe) job; the carve-out rule gets its own folder."""
     name = f"{recipe.name}-{recipe.key()}" + ("-carve" if no_valid == "carve" else "")
-    return Path(out_dir) / task / weights_id(weights) / name
+    return task_dir(out_dir, task, task_id) / weights_id(weights) / name
 
 
 def run_dir_for(out_dir: Path, task: str, weights: str | Path, recipe: Recipe, seed: int, rnd: str,
-                no_valid: str = "best-test") -> Path:
-    return recipe_dir(out_dir, task, weights, recipe, no_valid) / f"seed{seed}" / rnd
+                no_valid: str = "best-test", task_id: str = "") -> Path:
+    return recipe_dir(out_dir, task, weights, recipe, no_valid, task_id) / f"seed{seed}" / rnd
 
 
 def protocol_for(rule: str) -> str:
@@ -86,37 +102,14 @@ def score_rows(summary: "FinetuneSummary", run_file: str = "") -> list[dict]:
     for r in summary.results:
         rows.append({"weights": weights_label(summary.weights), "task": r.task, "protocol": protocol_for(r.rule),
                      "seed": r.seed, "fold": r.round, "metric": r.metric, "score": r.score,
+                     "weights_sha256": summary.weights_sha256, "task_id": summary.task_id,
                      "best_epoch": r.best_epoch, "n_train": r.n_train, "n_test": r.n_test, "run": run_file})
     return rows
 
 
 def append_scores(rows: list[dict], folder: str | Path) -> Path:
-    """Add rows to ``folder/scores.csv`` with the shared writer (``evaluation.scores``), or, where that module is
-    absent, with the same columns, replacing rows of the same key."""
-    try:
-        from evaluation import scores as shared
-    except ImportError:
-        shared = None
-    if shared is not None:
-        known = {f for f in shared.COLUMNS}
-        return shared.append_scores(folder, [shared.ScoreRow(**{k: v for k, v in r.items() if k in known})
-                                             for r in rows])
-    import os
-
-    import pandas as pd
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "scores.csv"
-    key = ["weights", "task", "protocol", "seed", "fold"]
-    frame = pd.DataFrame(rows)
-    if path.is_file():
-        frame = pd.concat([pd.read_csv(path, dtype={"fold": str}), frame], ignore_index=True)
-    frame = frame.drop_duplicates(subset=key, keep="last")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    """Add rows (dicts of ``scores.csv`` columns) to ``folder/scores.csv`` with the shared, locked writer."""
+    return append_score_rows(folder, [ScoreRow(**r) for r in rows])
 
 
 def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, recipe: Recipe | None = None,
@@ -143,19 +136,21 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
         all_rounds = [r for r in all_rounds if r.name in rounds]
     results: list[RoundResult] = []
     seed_scores: dict[int, float] = {}
+    task_id = task_data.fingerprint()
     for seed in seeds:
         run_opts = TrainOptions(**{**opts.__dict__, "seed": int(seed)})
         seed_results = []
         for rnd in all_rounds:
-            run_dir = run_dir_for(out_dir, task_data.name, weights, recipe, seed, rnd.name, opts.no_valid)
+            run_dir = run_dir_for(out_dir, task_data.name, weights, recipe, seed, rnd.name, opts.no_valid, task_id)
             result = train_round(task_data, rnd, weights, recipe, run_dir, run_opts, resume=resume, info=info)
             seed_results.append(result)
         results.extend(seed_results)
         seed_scores[int(seed)] = float(np.mean([r.score for r in seed_results]))
     rule = results[0].rule if results else ""
-    summary = FinetuneSummary(task_data.name, str(weights), task_data.metric, recipe, rule, seed_scores, results)
+    summary = FinetuneSummary(task_data.name, str(weights), task_data.metric, recipe, rule, seed_scores, results,
+                              task_id=task_id, weights_sha256=sha256_file(weights))
     if info.is_main:
-        summary_path = recipe_dir(out_dir, task_data.name, weights, recipe, opts.no_valid)
+        summary_path = recipe_dir(out_dir, task_data.name, weights, recipe, opts.no_valid, task_id)
         write_json(summary.to_dict(), summary_path / "summary.json")
         if scores_dir is not None:
             run_file = summary_path / "summary.json"

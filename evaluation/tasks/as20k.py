@@ -82,4 +82,5 @@ def read(root: Path, skip_missing: bool = False) -> TaskData:
                            f"eval_segments/ (file names must start with the YouTube id); {GET}")
     classes = sorted({m for c in clips if c.split == "train" for m in c.labels})
     return TaskData("as20k", clips, classes, multilabel=True, metric="mAP", unit_sec=UNIT_SEC,
-                    source=str(root), missing=missing, class_names={m: names[m] for m in classes})
+                    source=str(root), missing=missing, class_names={m: names[m] for m in classes},
+                    meta_files=[root / "class_labels_indices.csv"] + [root / f"{s}.csv" for s in SUBSETS])

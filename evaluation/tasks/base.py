@@ -3,10 +3,13 @@
 A task is a list of labelled audio clips with their split (or fold) plus the few protocol facts the
 evaluators need: the class vocabulary, single- or multi-label, the metric and the clip length the
 protocol crops or pads to. ``TaskData.rounds()`` turns fixed splits or leave-one-fold-out folds into
-the train/valid/test rounds an evaluator iterates over.
+the train/valid/test rounds an evaluator iterates over. ``TaskData.fingerprint()`` is the task's identity
+(what was evaluated, not what it is called): result rows and cached embeddings are keyed by it.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +63,8 @@ class TaskData:
     source: str = ""           # where the task was read from (a folder or a CSV), for messages and logs
     missing: list[Path] = field(default_factory=list)   # listed files absent (skipped with --skip-missing)
     class_names: dict[str, str] = field(default_factory=dict)   # label -> display name, where the dataset has one
+    meta_files: list[Path] = field(default_factory=list)   # the metadata files the reader read (lists, CSVs, JSON)
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -92,8 +97,52 @@ class TaskData:
                                f"{len(train)} train / {len(test)} test in {self.source or 'the task'}")
         return [Round(name="main", train=train, valid=valid or None, test=test)]
 
+    def root(self) -> Path:
+        """The folder clip paths are taken relative to: ``source`` itself, or its folder when it is a file."""
+        base = Path(self.source)
+        return base.parent if base.is_file() else base
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of what this task evaluates, computed once per instance and cheap (no audio is read).
+
+        It covers the protocol facts (name, metric, multi-label, unit_sec, folds, classes), the content of each
+        metadata file in ``meta_files``, and for every clip its path relative to :meth:`root`, labels, split, and
+        the audio file's size and modification time (ns). Two tasks with the same name and relative paths but
+        other audio, labels or splits therefore differ; the same files read from another location do not.
+        """
+        if self._fingerprint is None:
+            from m2d_hear.fileio import sha256_file
+
+            root = self.root() if self.source else None
+            h = hashlib.sha256()
+            h.update(json.dumps({"name": self.name, "metric": self.metric, "multilabel": self.multilabel,
+                                 "unit_sec": float(self.unit_sec), "folds": self.folds, "classes": self.classes},
+                                sort_keys=True).encode())
+            for meta in sorted(Path(m) for m in self.meta_files):
+                h.update(f"\nmeta\t{_relative(meta, root)}\t{sha256_file(meta)}".encode())
+            for clip in self.clips:
+                try:
+                    st = clip.path.stat()
+                    stamp = f"{st.st_size}\t{st.st_mtime_ns}"
+                except OSError:
+                    stamp = "absent"
+                h.update(f"\nclip\t{_relative(clip.path, root)}\t{chr(31).join(clip.labels)}\t{clip.split}\t"
+                         f"{stamp}".encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
     def summary(self) -> str:
         parts = [f"{s}={len(self.split(s))}" for s in (self.folds or SPLITS) if self.split(s)]
         kind = "multi-label" if self.multilabel else "single-label"
         return (f"{self.name}: {len(self.clips)} clips ({', '.join(parts)}), {self.num_classes} classes, "
                 f"{kind}, {self.metric}, {self.unit_sec:g} s")
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` (POSIX separators), or absolute when it lies outside it."""
+    if root is not None:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return Path(path).as_posix()

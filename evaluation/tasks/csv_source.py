@@ -84,4 +84,5 @@ def read(path: Path, skip_missing: bool = False) -> TaskData:
     classes = vocabulary(clips, folds)
     check_vocabulary(name, clips, classes, multilabel, str(path))
     return TaskData(name, clips, classes, multilabel=multilabel, metric=metric, unit_sec=unit_sec, folds=folds,
-                    source=str(path), missing=missing)
+                    source=str(path), missing=missing,
+                    meta_files=[path] + ([path.parent / "task.json"] if (path.parent / "task.json").is_file() else []))

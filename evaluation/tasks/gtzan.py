@@ -70,7 +70,8 @@ def read(root: Path, skip_missing: bool = False, hear10fold: bool = False) -> Ta
         return read_hear10fold(root, audio)
     paths, labels, splits = [], [], []
     seen: dict[str, str] = {}
-    for split, list_file in split_lists(root).items():
+    lists = split_lists(root)
+    for split, list_file in lists.items():
         for n, entry in enumerate(read_lines(list_file), 1):
             parts = entry.split("/")
             if len(parts) != 2 or not parts[1].startswith(parts[0] + "."):
@@ -83,7 +84,8 @@ def read(root: Path, skip_missing: bool = False, hear10fold: bool = False) -> Ta
             paths.append(resolve(audio, entry))
             labels.append(parts[0])
             splits.append(split)
-    return fixed_split_task("gtzan", paths, labels, splits, skip_missing, GET_AUDIO, UNIT_SEC, root, root)
+    return fixed_split_task("gtzan", paths, labels, splits, skip_missing, GET_AUDIO, UNIT_SEC, root, root,
+                            meta_files=list(lists.values()))
 
 
 def all_clips(audio: Path) -> list[tuple[Path, str]]:

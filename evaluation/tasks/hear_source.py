@@ -64,4 +64,5 @@ def read(folder: Path, skip_missing: bool = False) -> TaskData:
     classes = vocabulary(clips, folds)
     check_vocabulary(name, clips, classes, multilabel, str(folder))
     return TaskData(name, clips, classes, multilabel=multilabel, metric=metric, unit_sec=float(unit_sec),
-                    folds=folds, source=str(folder), missing=missing)
+                    folds=folds, source=str(folder), missing=missing,
+                    meta_files=[folder / "task_metadata.json"] + [folder / f"{s}.json" for s in splits])

@@ -61,7 +61,8 @@ def check_vocabulary(task: str, clips, classes: list[str], multilabel: bool, sou
 
 
 def fixed_split_task(task: str, paths: list[Path], labels: list[str], splits: list[str], skip_missing: bool,
-                     get: str, unit_sec: float, root: Path, split_source: Path) -> TaskData:
+                     get: str, unit_sec: float, root: Path, split_source: Path,
+                     meta_files: list[Path] | None = None) -> TaskData:
     """A single-label accuracy task with fixed train/valid/test splits, from parallel lists of files, labels and
     splits: absent files are reported (or skipped), the vocabulary comes from train and is checked against the
     splits read from ``split_source``."""
@@ -70,4 +71,4 @@ def fixed_split_task(task: str, paths: list[Path], labels: list[str], splits: li
     classes = vocabulary(clips, None)
     check_vocabulary(task, clips, classes, False, str(split_source))
     return TaskData(task, clips, classes, multilabel=False, metric="accuracy", unit_sec=unit_sec,
-                    source=str(root), missing=missing)
+                    source=str(root), missing=missing, meta_files=list(meta_files or []))

@@ -35,4 +35,5 @@ def read(root: Path, skip_missing: bool = False) -> TaskData:
     entries = sorted(on_disk | set(listed))
     paths = [root / e for e in entries]
     return fixed_split_task("spcv2", paths, [e.split("/")[0] for e in entries],
-                            [listed.get(e, "train") for e in entries], skip_missing, GET, UNIT_SEC, root, root)
+                            [listed.get(e, "train") for e in entries], skip_missing, GET, UNIT_SEC, root, root,
+                            meta_files=list(lists.values()))

@@ -34,4 +34,4 @@ def read(root: Path, skip_missing: bool = False) -> TaskData:
     if len(folds) < 2:
         raise DatasetError(f"{meta}: leave-one-fold-out needs at least 2 folds with audio, found {folds}")
     return TaskData("us8k", clips, vocabulary(clips, folds), multilabel=False, metric="accuracy",
-                    unit_sec=UNIT_SEC, folds=folds, source=str(root), missing=missing)
+                    unit_sec=UNIT_SEC, folds=folds, source=str(root), missing=missing, meta_files=[meta])

@@ -32,4 +32,5 @@ def read(root: Path, skip_missing: bool = False) -> TaskData:
         paths.append(root / "wav" / parts[1])
         labels.append(parts[1].split("/")[0])
         splits.append(SPLIT_CODES[parts[0]])
-    return fixed_split_task("vc1", paths, labels, splits, skip_missing, GET, UNIT_SEC, root, split_file)
+    return fixed_split_task("vc1", paths, labels, splits, skip_missing, GET, UNIT_SEC, root, split_file,
+                            meta_files=[split_file])
