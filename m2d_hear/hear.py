@@ -20,7 +20,8 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def load_model(model_file_path: str = "", config: str | None = None, timestamp_hop_ms: float | None = None,
-               device: str | None = None, precision: str = "fp32", **kwargs) -> M2D:
+               device: str | None = None, precision: str = "fp32", trust_checkpoint: bool = False,
+               **kwargs) -> M2D:
     """Load an M2D weight file as a HEAR model.
 
     Args:
@@ -32,11 +33,15 @@ def load_model(model_file_path: str = "", config: str | None = None, timestamp_h
         device: move the model there (HEAR runners move it themselves).
         precision: ``fp32`` (default, the official numerics) or ``bf16``/``fp16`` autocast of the transformer,
             an opt-in speed-up for GPUs; embeddings are returned in float32 either way.
+        trust_checkpoint: read a weight file (or ``$M2D_DEFAULT_WEIGHTS``) that holds more than tensors, plain
+            containers and argparse.Namespace with full unpickling, which can run code of the file's choosing.
+            Without it such a file is refused (:class:`m2d_hear.checkpoint.UnsafeCheckpointError`). HEAR runners
+            pass it as a model option, e.g. ``--model-options '{"trust_checkpoint": true}'``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     path = Path(model_file_path) if model_file_path else default_weight_file()
-    model = load_m2d(path, config=config, **kwargs)
+    model = load_m2d(path, config=config, trust_checkpoint=trust_checkpoint, **kwargs)
     model.timestamp_hop_ms = timestamp_hop_ms
     model.autocast_dtype = PRECISIONS[precision]
     return model.to(device) if device else model

@@ -197,6 +197,9 @@ class M2D(nn.Module):
         return model.eval()
 
 
-def load_m2d(path: str | Path, config: str | ModelConfig | None = None, **kwargs) -> M2D:
-    """Load any supported weight file (see :mod:`m2d_hear.checkpoint`) as an :class:`M2D` in eval mode."""
-    return M2D.from_checkpoint(read_checkpoint(path, config), **kwargs)
+def load_m2d(path: str | Path, config: str | ModelConfig | None = None, trust_checkpoint: bool = False,
+             **kwargs) -> M2D:
+    """Load any supported weight file (see :mod:`m2d_hear.checkpoint`) as an :class:`M2D` in eval mode.
+
+    ``trust_checkpoint=True`` admits a file that only full unpickling can read (it can run the file's code)."""
+    return M2D.from_checkpoint(read_checkpoint(path, config, trust_checkpoint), **kwargs)

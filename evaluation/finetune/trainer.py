@@ -76,6 +76,7 @@ class TrainOptions:
     eval_batch_size: int | None = None
     carve_fraction: float = 0.1
     config: str | None = None         # model configuration override for renamed weight files
+    trust_checkpoint: bool = False    # admit a weight file that needs full unpickling (it can run code)
     progress: bool = True
 
     def __post_init__(self):
@@ -148,7 +149,8 @@ class Trainer:
         torch.manual_seed(opts.seed)
         self.model = build_model(str(weights), task.num_classes, dur_frames=recipe.dur_frames,
                                  token_mask=recipe.token_mask, token_mask_variant=recipe.token_mask_variant,
-                                 freeze_embed=recipe.freeze_embed, config=opts.config).to(info.device)
+                                 freeze_embed=recipe.freeze_embed, config=opts.config,
+                                 trust_checkpoint=opts.trust_checkpoint).to(info.device)
         self.model.train()
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, broadcast_buffers=False)
                     if info.distributed else self.model)
