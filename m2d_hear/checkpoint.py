@@ -16,7 +16,8 @@ Reading never runs code of the file's choosing unless asked to: ``.pth`` files a
 ``torch.load(weights_only=True)`` admitting tensors, plain containers and :data:`SAFE_CLASSES` only. A file that
 needs more is refused (:class:`UnsafeCheckpointError`) unless ``trust_checkpoint=True`` (``--trust-checkpoint`` on
 the command lines); a file that is not in a ``torch.save`` format at all (e.g. a plain pickle) is refused without
-being unpickled, trusted or not.
+being unpickled, trusted or not. Tensors holding NaN/inf (encoder weights, ``norm_stats``, the CLAP projector) are
+refused at load time, naming the file and the first bad tensor.
 """
 from __future__ import annotations
 
@@ -226,7 +227,25 @@ def read_checkpoint(path: str | Path, config: str | ModelConfig | None = None,
         encoder["norm_stats"] = torch.tensor(DEFAULT_NORM_STATS)
     ckpt = Checkpoint(path, cfg, encoder, projector, head, args, has_stats, dropped)
     check_shapes(ckpt)
+    check_finite(ckpt)
     return ckpt
+
+
+def check_finite(ckpt: Checkpoint) -> None:
+    """Refuse NaN/inf in the tensors that make embeddings (encoder, ``norm_stats``, CLAP projector), naming the
+    first bad one, and a ``norm_stats`` standard deviation that is not positive."""
+    for key, value in {**ckpt.encoder_state, **ckpt.projector_state}.items():
+        if value.is_floating_point() or value.is_complex():
+            finite = torch.isfinite(value)
+            if not finite.all():
+                bad = int((~finite).sum())
+                raise CheckpointError(
+                    f"{ckpt.path}: tensor {key} holds {bad} NaN/inf value(s) of {value.numel()}; the file is "
+                    "damaged or its training diverged: re-download it or use an earlier checkpoint")
+    std = float(ckpt.encoder_state["norm_stats"][1])
+    if not std > 0:
+        raise CheckpointError(f"{ckpt.path}: tensor norm_stats has standard deviation {std:g} (must be positive); "
+                              "the file is damaged: re-download it or recompute the statistics")
 
 
 def expected_shapes(cfg: ModelConfig, dim: int) -> dict[str, tuple[int, ...]]:
