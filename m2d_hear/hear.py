@@ -4,7 +4,9 @@ Audio is a float32 tensor ``[n_sounds, n_samples]`` on the model's device, mono,
 official M2D runtime's: scene = mean of the frame embeddings; timestamps (ms) = ``i * duration / n_frames``.
 ``load_model(path, timestamp_hop_ms=40)`` gives a finer, interleaved timestamp grid (see
 :meth:`m2d_hear.runtime.M2D.shifted_frame_embeddings`). Audio shorter than one FFT window is zero-padded at the end
-to one window (25 ms); empty, non-finite, integer or wrongly shaped audio raises ``ValueError`` naming the problem.
+to one window (25 ms); empty, non-finite, integer or wrongly shaped audio raises :class:`m2d_hear.audio.AudioError`
+(a ``ValueError``) naming the problem, and audio outside [-1, 1] warns once per process with its peak: the same
+check as :meth:`M2D.encode`.
 """
 from __future__ import annotations
 
@@ -48,21 +50,8 @@ def load_model(model_file_path: str = "", config: str | None = None, timestamp_h
 
 
 def _checked(audio, model: M2D) -> torch.Tensor:
-    if not isinstance(audio, torch.Tensor):
-        raise ValueError(f"audio must be a torch.Tensor [n_sounds, n_samples], got {type(audio).__name__}")
-    if audio.ndim != 2:
-        raise ValueError(f"audio must be [n_sounds, n_samples] (mono, batched), got shape {tuple(audio.shape)}; "
-                         "mix multi-channel audio down and add a batch dimension")
-    if not audio.is_floating_point():
-        raise ValueError(f"audio must be float in [-1, 1], got {audio.dtype}; divide integer PCM by its full scale")
-    if audio.shape[0] == 0 or audio.shape[1] == 0:
-        raise ValueError(f"audio is empty (shape {tuple(audio.shape)})")
-    if not torch.isfinite(audio).all():
-        raise ValueError("audio contains NaN or inf; clean the input (e.g. torch.nan_to_num) before embedding")
-    device = next(model.parameters()).device
-    if audio.device != device:
-        raise ValueError(f"audio is on {audio.device} but the model is on {device}; move one of them")
-    audio = audio.to(torch.float32)
+    """:meth:`M2D.check_audio`, then zero-padding of audio shorter than one FFT window."""
+    audio = model.check_audio(audio)
     n_fft = model.frontend.config.n_fft
     if audio.shape[1] < n_fft:
         audio = torch.nn.functional.pad(audio, (0, n_fft - audio.shape[1]))
