@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from evaluation.cli_errors import one_line_errors
+from evaluation.cli_options import trust_checkpoint_option
 from evaluation.linear_command import common_options, report
 from evaluation.linear_eval import evaluate_linear
 from evaluation.tables import write_tables
@@ -60,6 +61,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 @click.command(name="all")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               callback=resolve_weights_option, help="M2D weight file or released name [default: the project's default model, m2d_hear.default.default_weight_file()]")
+@trust_checkpoint_option
 @click.option("--tasks", "task_names", multiple=True,
               help="tasks to run (repeatable; names, csv:... or hear:...) [default: every task found]")
 @click.option("--benchmark", type=click.Choice(["auto", "paper", "mini"]), default="auto", show_default=True,
@@ -74,7 +76,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 @click.option("--finetune-baseline", is_flag=True,
               help="fine-tune the random-init twin too [default: the twin gets the linear probe only]")
 @common_options
-def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, finetune_baseline, out, seeds, data_root, skip_missing, cache,
+def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, finetune_baseline, out, seeds, data_root, skip_missing, cache,
          device, batch_size, workers, max_epochs, paper_models):
     """Evaluate WEIGHTS on every task found: linear probe, fine-tuning (if available), tables.
 
@@ -91,7 +93,7 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
         if baseline or (baseline is None and kind == "mini"):
             from evaluation.baselines import random_init_twin
 
-            all_weights.append(random_init_twin(weights, Path(out) / "baselines"))
+            all_weights.append(random_init_twin(weights, Path(out) / "baselines", trust_checkpoint=trust_checkpoint))
         hook = None if no_finetune else finetune_hook()
         if not no_finetune and hook is None:
             click.echo(f"fine-tuning skipped: {FINETUNE_HOOK} is not available")
@@ -103,11 +105,13 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
 
             # short clips decode in microseconds; worker start-up per epoch would dominate the run
             finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0}
+        if trust_checkpoint:   # a TrainOptions field, passed only when set
+            finetune_options["trust_checkpoint"] = True
         import m2d_hear
 
         records = []
         for weight_file in all_weights:
-            model = m2d_hear.load_m2d(weight_file)
+            model = m2d_hear.load_m2d(weight_file, trust_checkpoint=trust_checkpoint)
             for name in names:
                 task = load_task(name, data_root=data_root, skip_missing=skip_missing)
                 click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"

@@ -10,13 +10,20 @@ from evaluation.weights_command import resolve_weights_option
 TASK_HELP = "us8k, vc1, gtzan, gtzan_hear10fold, spcv2, as20k, csv:/path/meta.csv or hear:/path/task_folder"
 
 
+TRUST_HELP = ("read a weight file that holds more than tensors, containers and argparse.Namespace with full "
+              "unpickling, which can run code of the file's choosing; only for files you trust [default: refuse]")
+
+trust_checkpoint_option = click.option("--trust-checkpoint", is_flag=True, help=TRUST_HELP)
+
+
 def task_source_options(f):
-    """``--task``, ``--weights`` and ``--path``."""
+    """``--task``, ``--weights``, ``--trust-checkpoint`` and ``--path``."""
     options = [
         click.option("--task", "task_name", required=True, help=TASK_HELP),
         click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
                      callback=resolve_weights_option,
                      help="M2D weight file (official layouts or ours), or a released name (m2d-eval weights list)"),
+        trust_checkpoint_option,
         click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
                      help="the dataset folder itself (overrides --data-root)"),
     ]

@@ -59,7 +59,7 @@ def _recipe_names():
 @click.option("--config", "config_name", default=None,
               help="model configuration name for a renamed weight file, e.g. m2d_vit_base-80x608p16x16-x")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
-def finetune(task_name, weights, task_path, data_root, skip_missing, out, seeds, folds, recipe_name, optimizer, lr,
+def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_missing, out, seeds, folds, recipe_name, optimizer, lr,
              epochs, warmup_epochs, batch_size, mixup, freq_mask, time_mask, rrc, token_mask, token_mask_variant,
              dur_frames, freeze_embed, no_valid, resume, device, workers, precision, eval_batch_size, config_name,
              no_progress):
@@ -85,7 +85,7 @@ def finetune(task_name, weights, task_path, data_root, skip_missing, out, seeds,
                                  dur_frames=dur_frames, freeze_embed=freeze_embed)
         opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device, num_workers=workers,
                             precision=precision, eval_batch_size=eval_batch_size, config=config_name,
-                            progress=not no_progress)
+                            progress=not no_progress, trust_checkpoint=trust_checkpoint)
         info = setup(opts.device)
         if info.is_main:
             click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"

@@ -54,8 +54,8 @@ def common_options(f):
 @click.command()
 @task_source_options
 @common_options
-def linear(task_name, weights, task_path, out, seeds, data_root, skip_missing, cache, device, batch_size, workers,
-           max_epochs, paper_models):
+def linear(task_name, weights, trust_checkpoint, task_path, out, seeds, data_root, skip_missing, cache, device,
+           batch_size, workers, max_epochs, paper_models):
     """Linear evaluation (EVAR protocol) of WEIGHTS on one task; appends to OUT/scores.csv and rebuilds tables."""
     with one_line_errors():
         if not weights.is_file():
@@ -64,7 +64,7 @@ def linear(task_name, weights, task_path, out, seeds, data_root, skip_missing, c
         click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]" if task.missing else ""))
         record = evaluate_linear(task, weights, out, seeds=seeds, cache_root=cache, device=device,
                                  batch_size=batch_size, num_workers=workers,
-                                 probe_params={"max_epochs": max_epochs})
+                                 probe_params={"max_epochs": max_epochs}, trust_checkpoint=trust_checkpoint)
         tables = write_tables(out, paper_models=paper_models) if record else []
     if record:   # under torchrun only rank 0 reports
         report(out, [record], tables)

@@ -76,8 +76,9 @@ def run_file(out_dir: Path, weights: str, task: str, weights_sha256: str = "", t
 def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, seeds=DEFAULT_SEEDS,
                     cache_root: str | Path | None = None, model=None, device: str = "auto", batch_size: int = 16,
                     num_workers: int = 2, weights_name: str | None = None, probe_params: dict | None = None,
-                    progress: bool = True, log=print) -> dict:
-    """Linear evaluation of ``weights`` on ``task``; returns the run record (also saved as JSON)."""
+                    progress: bool = True, log=print, trust_checkpoint: bool = False) -> dict:
+    """Linear evaluation of ``weights`` on ``task``; returns the run record (also saved as JSON).
+    ``trust_checkpoint``: admit a weight file that needs full unpickling (see :mod:`m2d_hear.checkpoint`)."""
     import m2d_hear
 
     out_dir, weights = Path(out_dir), Path(weights)
@@ -87,7 +88,7 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
     started = time.time()
     init_distributed()
     if model is None:
-        model = m2d_hear.load_m2d(weights)
+        model = m2d_hear.load_m2d(weights, trust_checkpoint=trust_checkpoint)
     crop = CropSettings(task.unit_sec, model.sample_rate)
     t0 = time.time()
     emb = extract(model, task, weights, cache_root, crop=crop, batch_size=batch_size, num_workers=num_workers,

@@ -1,9 +1,12 @@
-"""Reading audio files for the model: decode with soundfile, mix to mono, resample, check.
+"""Reading audio files for the model: decode with soundfile, mix to mono, resample, check; and the one check of
+waveform tensors given to the model (:func:`check_waveform`).
 
-Every failure is an :class:`AudioError` whose message names the file and the fix.
+Every failure is an :class:`AudioError` whose message names the file (or the problem) and the fix.
 """
 from __future__ import annotations
 
+import math
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +18,49 @@ from .errors import InputError
 
 
 class AudioError(InputError):
-    """An audio file that cannot be used: unreadable, empty, or holding NaN/inf."""
+    """Audio that cannot be used: an unreadable or empty file, or a file or tensor holding NaN/inf, or a tensor of
+    the wrong type, shape or dtype."""
+
+
+class AudioScaleWarning(UserWarning):
+    """Float audio outside [-1, 1] (e.g. int16 PCM values cast to float), warned once per process."""
+
+
+_scale_warned = False
+
+
+def check_waveform(audio, device: torch.device | None = None) -> torch.Tensor:
+    """The one check of waveforms given to the model (``M2D.encode`` and the HEAR functions).
+
+    ``audio`` must be a float ``torch.Tensor`` ``[n_sounds, n_samples]`` with samples, finite values and (when
+    given) on ``device``; it is returned as float32. A peak above 1 (audio not scaled to [-1, 1], e.g. int16 PCM
+    cast to float) gives one :class:`AudioScaleWarning` per process, naming the peak: M2D's log-mel statistics
+    assume full scale = 1, so such audio gives embeddings unlike any the model was trained on.
+    """
+    global _scale_warned
+    if not isinstance(audio, torch.Tensor):
+        raise AudioError(f"audio must be a torch.Tensor [n_sounds, n_samples], got {type(audio).__name__}")
+    if audio.ndim != 2:
+        raise AudioError(f"audio must be [n_sounds, n_samples] (mono, batched), got shape {tuple(audio.shape)}; "
+                         "mix multi-channel audio down and add a batch dimension")
+    if not audio.is_floating_point():
+        raise AudioError(f"audio must be float in [-1, 1], got {audio.dtype}; divide integer PCM by its full scale "
+                         "(32768 for int16)")
+    if audio.shape[0] == 0 or audio.shape[1] == 0:
+        raise AudioError(f"audio is empty (shape {tuple(audio.shape)})")
+    if device is not None and audio.device != device:
+        raise AudioError(f"audio is on {audio.device} but the model is on {device}; move one of them")
+    peak = float(audio.detach().abs().max())   # NaN propagates through max, so one pass checks both
+    if not math.isfinite(peak):
+        raise AudioError("audio contains NaN or inf; clean the input (e.g. torch.nan_to_num) before embedding")
+    if peak > 1.0 and not _scale_warned:
+        _scale_warned = True
+        hint = ("it looks like integer PCM cast to float: divide int16 values by 32768" if peak > 2.0 else
+                "e.g. resampling overshoot or a mix above full scale; harmless if small")
+        warnings.warn(f"audio peak {peak:g} is outside [-1, 1], the scale M2D expects ({hint}); embeddings of "
+                      "audio at another scale are not comparable (warned once per process)", AudioScaleWarning,
+                      stacklevel=5)   # the caller of encode() or get_*_embeddings()
+    return audio.to(torch.float32)
 
 
 @lru_cache(maxsize=16)

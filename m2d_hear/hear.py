@@ -4,7 +4,9 @@ Audio is a float32 tensor ``[n_sounds, n_samples]`` on the model's device, mono,
 official M2D runtime's: scene = mean of the frame embeddings; timestamps (ms) = ``i * duration / n_frames``.
 ``load_model(path, timestamp_hop_ms=40)`` gives a finer, interleaved timestamp grid (see
 :meth:`m2d_hear.runtime.M2D.shifted_frame_embeddings`). Audio shorter than one FFT window is zero-padded at the end
-to one window (25 ms); empty, non-finite, integer or wrongly shaped audio raises ``ValueError`` naming the problem.
+to one window (25 ms); empty, non-finite, integer or wrongly shaped audio raises :class:`m2d_hear.audio.AudioError`
+(a ``ValueError``) naming the problem, and audio outside [-1, 1] warns once per process with its peak: the same
+check as :meth:`M2D.encode`.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def load_model(model_file_path: str = "", config: str | None = None, timestamp_hop_ms: float | None = None,
-               device: str | None = None, precision: str = "fp32", **kwargs) -> M2D:
+               device: str | None = None, precision: str = "fp32", trust_checkpoint: bool = False,
+               **kwargs) -> M2D:
     """Load an M2D weight file as a HEAR model.
 
     Args:
@@ -33,32 +36,23 @@ def load_model(model_file_path: str = "", config: str | None = None, timestamp_h
         device: move the model there (HEAR runners move it themselves).
         precision: ``fp32`` (default, the official numerics) or ``bf16``/``fp16`` autocast of the transformer,
             an opt-in speed-up for GPUs; embeddings are returned in float32 either way.
+        trust_checkpoint: read a weight file (or ``$M2D_DEFAULT_WEIGHTS``) that holds more than tensors, plain
+            containers and argparse.Namespace with full unpickling, which can run code of the file's choosing.
+            Without it such a file is refused (:class:`m2d_hear.checkpoint.UnsafeCheckpointError`). HEAR runners
+            pass it as a model option, e.g. ``--model-options '{"trust_checkpoint": true}'``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     path = Path(model_file_path) if model_file_path else default_weight_file()
-    model = load_m2d(path, config=config, **kwargs)
+    model = load_m2d(path, config=config, trust_checkpoint=trust_checkpoint, **kwargs)
     model.timestamp_hop_ms = timestamp_hop_ms
     model.autocast_dtype = PRECISIONS[precision]
     return model.to(device) if device else model
 
 
 def _checked(audio, model: M2D) -> torch.Tensor:
-    if not isinstance(audio, torch.Tensor):
-        raise ValueError(f"audio must be a torch.Tensor [n_sounds, n_samples], got {type(audio).__name__}")
-    if audio.ndim != 2:
-        raise ValueError(f"audio must be [n_sounds, n_samples] (mono, batched), got shape {tuple(audio.shape)}; "
-                         "mix multi-channel audio down and add a batch dimension")
-    if not audio.is_floating_point():
-        raise ValueError(f"audio must be float in [-1, 1], got {audio.dtype}; divide integer PCM by its full scale")
-    if audio.shape[0] == 0 or audio.shape[1] == 0:
-        raise ValueError(f"audio is empty (shape {tuple(audio.shape)})")
-    if not torch.isfinite(audio).all():
-        raise ValueError("audio contains NaN or inf; clean the input (e.g. torch.nan_to_num) before embedding")
-    device = next(model.parameters()).device
-    if audio.device != device:
-        raise ValueError(f"audio is on {audio.device} but the model is on {device}; move one of them")
-    audio = audio.to(torch.float32)
+    """:meth:`M2D.check_audio`, then zero-padding of audio shorter than one FFT window."""
+    audio = model.check_audio(audio)
     n_fft = model.frontend.config.n_fft
     if audio.shape[1] < n_fft:
         audio = torch.nn.functional.pad(audio, (0, n_fft - audio.shape[1]))

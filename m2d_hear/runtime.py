@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .audio import check_waveform
 from .checkpoint import Checkpoint, build_encoder_from, read_checkpoint
 from .clap import projector_from_state
 from .config import ModelConfig
@@ -61,8 +62,14 @@ class M2D(nn.Module):
         mean, std = self.encoder.norm_stats.tolist()
         return mean, std
 
+    def check_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """The input check shared by every audio entry point (see :func:`m2d_hear.audio.check_waveform`): a float
+        ``[B, samples]`` tensor on the model's device, finite; returned as float32; warns once if not in [-1, 1]."""
+        return check_waveform(audio, self.encoder.norm_stats.device)
+
     def to_normalized_lms(self, audio: torch.Tensor) -> torch.Tensor:
         """``[B, samples] -> [B, 1, 80, frames]`` log-mel normalised by the model's statistics."""
+        audio = self.check_audio(audio)
         mean, std = self.encoder.norm_stats
         return (self.frontend(audio) - mean) / std
 
@@ -197,6 +204,9 @@ class M2D(nn.Module):
         return model.eval()
 
 
-def load_m2d(path: str | Path, config: str | ModelConfig | None = None, **kwargs) -> M2D:
-    """Load any supported weight file (see :mod:`m2d_hear.checkpoint`) as an :class:`M2D` in eval mode."""
-    return M2D.from_checkpoint(read_checkpoint(path, config), **kwargs)
+def load_m2d(path: str | Path, config: str | ModelConfig | None = None, trust_checkpoint: bool = False,
+             **kwargs) -> M2D:
+    """Load any supported weight file (see :mod:`m2d_hear.checkpoint`) as an :class:`M2D` in eval mode.
+
+    ``trust_checkpoint=True`` admits a file that only full unpickling can read (it can run the file's code)."""
+    return M2D.from_checkpoint(read_checkpoint(path, config, trust_checkpoint), **kwargs)

@@ -20,9 +20,11 @@ def default_output(checkpoint: Path) -> Path:
     return checkpoint.parent.parent / f"{checkpoint.parent.name}_enconly" / checkpoint.name
 
 
-def export_encoder(checkpoint: Path, out: Path | None = None, fp16: bool = False, config: str | None = None) -> Path:
-    """Write the online encoder of ``checkpoint`` (any layout ``m2d_hear`` reads) to ``out``; returns the path."""
-    ckpt = read_checkpoint(checkpoint, config)
+def export_encoder(checkpoint: Path, out: Path | None = None, fp16: bool = False, config: str | None = None,
+                   trust_checkpoint: bool = False) -> Path:
+    """Write the online encoder of ``checkpoint`` (any layout ``m2d_hear`` reads) to ``out``; returns the path.
+    ``trust_checkpoint`` admits a checkpoint that needs full unpickling; the output never does."""
+    ckpt = read_checkpoint(checkpoint, config, trust_checkpoint)
     encoder = build_encoder_from(ckpt)
     out = out or default_output(Path(checkpoint))
     if out.resolve() == Path(checkpoint).resolve():
@@ -37,10 +39,14 @@ def export_encoder(checkpoint: Path, out: Path | None = None, fp16: bool = False
 @click.option("--fp16", is_flag=True, help="store float16 tensors (half the size; norm_stats stays float32)")
 @click.option("--config", default=None, help="configuration name when the folder name does not carry it, "
               "e.g. m2d_vit_base-80x608p16x16-x")
-def export(checkpoint: Path, out: Path | None, fp16: bool, config: str | None):
+@click.option("--trust-checkpoint", is_flag=True,
+              help="read a CHECKPOINT that holds more than tensors, containers and argparse.Namespace with full "
+              "unpickling, which can run code of the file's choosing; only for files you trust [default: refuse]; "
+              "the exported file loads without it")
+def export(checkpoint: Path, out: Path | None, fp16: bool, config: str | None, trust_checkpoint: bool):
     """Write the encoder of CHECKPOINT (RUN/<name>/checkpoint-N.pth) as an encoder-only weight file."""
     try:
-        path = export_encoder(checkpoint, out, fp16, config)
+        path = export_encoder(checkpoint, out, fp16, config, trust_checkpoint)
     except CheckpointError as err:
         raise click.ClickException(str(err)) from None
     click.echo(str(path))

@@ -166,15 +166,18 @@ class _Opaque:   # a pickled object outside the safe allowlist (tensors, contain
     pass
 
 
-def test_full_unpickling_is_announced(tmp_path, recwarn):
-    from m2d_hear.checkpoint import UnsafeLoadWarning, read_weight_file
+def test_full_unpickling_needs_trust_and_is_announced(tmp_path, recwarn):
+    from m2d_hear.checkpoint import UnsafeCheckpointError, UnsafeLoadWarning, read_weight_file
 
     plain = ck.write_encoder_only(tmp_path / "a", NAME)
     read_weight_file(plain)
+    read_weight_file(plain, trust_checkpoint=True)   # trust changes nothing for a file that loads safely
     assert not [w for w in recwarn if issubclass(w.category, UnsafeLoadWarning)]
     state = torch.load(plain, map_location="cpu", weights_only=True)
     odd = tmp_path / "b" / NAME / "weights.pth"
     odd.parent.mkdir(parents=True)
     torch.save({"model": state, "extra": _Opaque()}, odd)
+    with pytest.raises(UnsafeCheckpointError, match=r"refused: it holds the object .*_Opaque.*--trust-checkpoint"):
+        read_weight_file(odd)
     with pytest.warns(UnsafeLoadWarning, match="full unpickling"):
-        assert "model" in read_weight_file(odd)
+        assert "model" in read_weight_file(odd, trust_checkpoint=True)

@@ -69,7 +69,9 @@ def setup(tmp_path_factory):
 
 
 def model_state(path: Path) -> dict:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    from m2d_hear.checkpoint import safe_load
+
+    state = safe_load(path)   # last.pth and best weights hold tensors and plain values only
     return state["model"] if "model" in state else state
 
 

@@ -191,9 +191,10 @@ class FineTuneModel(nn.Module):
 
 def build_model(weights: str, num_classes: int, dur_frames: int | None = None, token_mask: float = 0.0,
                 token_mask_variant: str = "rows_cols", freeze_embed: bool = False, flat_features: bool = False,
-                config: str | ModelConfig | None = None) -> FineTuneModel:
-    """Read a weight file (any format ``m2d_hear`` reads) and put a fresh head on its encoder."""
-    ckpt = read_checkpoint(weights, config)
+                config: str | ModelConfig | None = None, trust_checkpoint: bool = False) -> FineTuneModel:
+    """Read a weight file (any format ``m2d_hear`` reads) and put a fresh head on its encoder;
+    ``trust_checkpoint`` admits a file that needs full unpickling (see :mod:`m2d_hear.checkpoint`)."""
+    ckpt = read_checkpoint(weights, config, trust_checkpoint)
     encoder = build_encoder_from(ckpt)
     return FineTuneModel(encoder, ckpt.config, num_classes, dur_frames=dur_frames, token_mask=token_mask,
                          token_mask_variant=token_mask_variant, flat_features=flat_features,

@@ -25,6 +25,8 @@ import json
 import logging
 import math
 import os
+import pickle
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from tqdm import tqdm
 from evaluation.metrics import score
 from evaluation.tasks.base import Clip, DatasetError, Round, TaskData
 from m2d_hear.audio import AudioError
+from m2d_hear.checkpoint import safe_load
 from m2d_hear.errors import InputError
 from m2d_hear.export import atomic_save
 
@@ -76,6 +79,7 @@ class TrainOptions:
     eval_batch_size: int | None = None
     carve_fraction: float = 0.1
     config: str | None = None         # model configuration override for renamed weight files
+    trust_checkpoint: bool = False    # admit a weight file that needs full unpickling (it can run code)
     progress: bool = True
 
     def __post_init__(self):
@@ -148,7 +152,8 @@ class Trainer:
         torch.manual_seed(opts.seed)
         self.model = build_model(str(weights), task.num_classes, dur_frames=recipe.dur_frames,
                                  token_mask=recipe.token_mask, token_mask_variant=recipe.token_mask_variant,
-                                 freeze_embed=recipe.freeze_embed, config=opts.config).to(info.device)
+                                 freeze_embed=recipe.freeze_embed, config=opts.config,
+                                 trust_checkpoint=opts.trust_checkpoint).to(info.device)
         self.model.train()
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, broadcast_buffers=False)
                     if info.distributed else self.model)
@@ -289,6 +294,26 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
 
 
+def read_training_state(path: Path, device) -> dict:
+    """A ``last.pth`` written by :meth:`Trainer.training_state` (tensors and plain values only), read with the
+    restricted unpickler (:func:`m2d_hear.checkpoint.safe_load`): a file holding anything else is refused, never
+    run."""
+    try:
+        state = safe_load(path, map_location=device)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f"the object {found.group(1)}" if found else "objects beyond tensors and plain values"
+        raise FinetuneError(f"{path}: holds {what}, which fine-tuning never writes, so it was not unpickled; "
+                            "delete it to restart this round, or choose another --out") from None
+    except Exception as err:  # noqa: BLE001 - truncated or damaged file
+        raise FinetuneError(f"{path}: cannot be read ({type(err).__name__}); delete it to restart this round, or "
+                            "choose another --out") from None
+    if not isinstance(state, dict):
+        raise FinetuneError(f"{path}: not a fine-tuning state (a {type(state).__name__}); delete it to restart this "
+                            "round, or choose another --out")
+    return state
+
+
 def next_batch(it):
     """``next(it)``, turning a decoding error raised in a worker process back into its one-line message."""
     try:
@@ -373,7 +398,7 @@ def _train_round(task, rnd, weights, recipe, run_dir, opts, resume, info, stop_a
     history: list[dict] = []
     start_epoch = 0
     if resume and last_path.exists():
-        state = torch.load(last_path, map_location=info.device, weights_only=False)
+        state = read_training_state(last_path, info.device)
         if state.get("recipe_key") != recipe.key() or state.get("seed") != opts.seed:
             raise FinetuneError(f"{last_path}: was written with another recipe or seed ({state.get('recipe')}, "
                                 f"seed {state.get('seed')}); resume with the same settings or choose another --out")

@@ -4,9 +4,14 @@ Per split: ``<split>.embedding-dimensions.json`` ``[rows, dim]``, ``<split>.embe
 memmap without header, read with that shape), ``<split>.target-labels.pkl`` (a list of label lists, one per row)
 and, for event tasks, ``<split>.filename-timestamps.json`` (``[[path, ms], ...]``, one per row). Plus
 ``task_metadata.json``, ``labelvocabulary.csv`` (``idx,label``) and ``<split>.json`` (reference labels/events).
+
+The label pickle is read with a restricted unpickler (:func:`read_label_pickle`) that builds only built-in
+containers, strings and numbers, so a hostile file cannot run code.
 """
 from __future__ import annotations
 
+import builtins
+import io
 import json
 import pickle
 from dataclasses import dataclass
@@ -31,6 +36,63 @@ def read_json(path: Path):
         return json.loads(_require(path).read_text())
     except json.JSONDecodeError as err:
         raise HearTaskError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}); {FIX}") from None
+
+
+# Globals a pickle of built-in containers, strings and numbers may name: sets are pickled as ``set(list)`` below
+# protocol 4. Everything else (str, int, float, list, tuple, dict, None, bool) has its own opcodes.
+_LABEL_GLOBALS = {("builtins", "set"), ("builtins", "frozenset"), ("__builtin__", "set"),
+                  ("__builtin__", "frozenset")}
+
+
+class _LabelUnpickler(pickle.Unpickler):
+    """Builds built-in containers, strings and numbers only; any other global (a class, a function) is refused
+    before it is looked up, so nothing of the file's choosing runs."""
+
+    def find_class(self, module, name):
+        if (module, name) in _LABEL_GLOBALS:
+            return getattr(builtins, name)
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("it holds a persistent id")
+
+
+def _plain(value, depth: int = 0) -> bool:
+    if isinstance(value, (str, int, float)) or value is None:
+        return True
+    if depth > 8:
+        return False
+    if isinstance(value, dict):
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
+def read_label_pickle(path: Path):
+    """Unpickle ``path`` admitting only built-in containers, strings and numbers; anything else, or a damaged
+    file, is a :class:`HearTaskError` naming the file."""
+    data = _require(path).read_bytes()
+    try:
+        value = _LabelUnpickler(io.BytesIO(data)).load()
+    except pickle.UnpicklingError as err:
+        raise HearTaskError(f"{path}: refused: {err}, but a label file holds only lists of strings and numbers "
+                            f"(unpickling anything else could run code); {FIX}") from None
+    except Exception as err:  # noqa: BLE001 - truncated or not a pickle
+        raise HearTaskError(f"{path}: not a readable label pickle ({type(err).__name__}); {FIX}") from None
+    if not _plain(value):
+        raise HearTaskError(f"{path}: holds {type(value).__name__} data beyond built-in containers, strings and "
+                            f"numbers; {FIX}")
+    return value
+
+
+def read_label_lists(path: Path) -> list:
+    """A ``<split>.target-labels.pkl``: one list of labels (strings or numbers) per embedding row."""
+    labels = read_label_pickle(path)
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(row, (list, tuple)) for row in labels):
+        raise HearTaskError(f"{path}: expected a list of label lists (one per embedding row), got "
+                            f"{type(labels).__name__}; {FIX}")
+    return list(labels)
 
 
 @dataclass
@@ -166,9 +228,8 @@ def _split_part(task: EmbeddingTask, split: str, in_memory: bool, with_meta: boo
         emb = np.array(emb)
         if not np.isfinite(emb).all():
             raise HearTaskError(f"{emb_path}: holds NaN or inf embeddings; check the model and audio, then re-embed")
-    labels_path = _require(task.path / f"{split}.target-labels.pkl")
-    with open(labels_path, "rb") as f:
-        labels = pickle.load(f)
+    labels_path = task.path / f"{split}.target-labels.pkl"
+    labels = read_label_lists(labels_path)
     if len(labels) != rows:
         raise HearTaskError(f"{labels_path}: {len(labels)} label rows for {rows} embeddings; {FIX}")
     filenames = timestamps = None

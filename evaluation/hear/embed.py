@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from evaluation.weights_command import resolve_weights_option
 
+from ..cli_options import trust_checkpoint_option
 from .errors import HearTaskError
 
 GET = "use a task folder made by hear-preprocess (the HEAR 2021 task tarballs)"
@@ -294,8 +295,9 @@ def task_dirs(tasks_dir: Path, task: str) -> list[Path]:
 
 def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, task: str = "all",
                 hop_ms: float | None = 40.0, device: str | None = None, progress: bool = True,
-                echo=print) -> list[Path]:
-    """Embed the tasks; returns the output task folders (already finished ones included)."""
+                echo=print, trust_checkpoint: bool = False) -> list[Path]:
+    """Embed the tasks; returns the output task folders (already finished ones included).
+    ``trust_checkpoint``: admit a weight file that needs full unpickling (see :mod:`m2d_hear.checkpoint`)."""
     from m2d_hear.hear import load_model
 
     weights, tasks_dir, out = Path(weights), Path(tasks_dir), Path(out)
@@ -303,7 +305,8 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise HearTaskError(f"--device {device}: no CUDA device is visible to PyTorch; use --device cpu")
-    model = load_model(str(weights), timestamp_hop_ms=hop_ms, device=device).eval()
+    model = load_model(str(weights), timestamp_hop_ms=hop_ms, device=device,
+                       trust_checkpoint=trust_checkpoint).eval()
     check_hop(model, hop_ms)
     signature = _run_signature(weights, hop_ms, model)
     done = []
@@ -351,7 +354,8 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
               help="Timestamp hop for event tasks: 160/k ms with k dividing the patch width (160, 80, 40, 20...).")
 @click.option("--device", default=None, help="torch device (default: cuda if available, else cpu).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def hear_embed(tasks_dir, weights, out, task, hop_ms, device, progress):
+@trust_checkpoint_option
+def hear_embed(tasks_dir, weights, out, task, hop_ms, device, progress, trust_checkpoint):
     """Compute HEAR embeddings of every task folder with m2d_hear, in the eval kit's on-disk format."""
     from m2d_hear.audio import AudioError
     from m2d_hear.checkpoint import CheckpointError
@@ -359,6 +363,7 @@ def hear_embed(tasks_dir, weights, out, task, hop_ms, device, progress):
     if hop_ms > 50:
         click.echo(f"note: a {hop_ms:g} ms hop is above HEAR's suggested 50 ms for event tasks")
     try:
-        embed_tasks(weights, tasks_dir, out, task, hop_ms, device, progress, echo=click.echo)
+        embed_tasks(weights, tasks_dir, out, task, hop_ms, device, progress, echo=click.echo,
+                    trust_checkpoint=trust_checkpoint)
     except (HearTaskError, AudioError, CheckpointError, ValueError) as err:
         raise click.ClickException(str(err)) from None
