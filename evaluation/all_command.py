@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from evaluation.cli_errors import one_line_errors
+from evaluation.cli_options import allow_duplicates_option
 from evaluation.linear_command import common_options, report
 from evaluation.linear_eval import evaluate_linear
 from evaluation.tables import write_tables
@@ -73,6 +74,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 @click.option("--finetune-baseline", is_flag=True,
               help="fine-tune the random-init twin too [default: the twin gets the linear probe only]")
 @common_options
+@allow_duplicates_option
 def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, finetune_baseline, out, seeds, data_root, skip_missing, cache,
          device, batch_size, workers, max_epochs, paper_models):
     """Evaluate WEIGHTS on every task found: linear probe, fine-tuning (if available), tables.

@@ -1,4 +1,4 @@
-"""Click options shared by the one-task commands (``linear``, ``finetune``)."""
+"""Click options shared by the commands that read tasks (``linear``, ``finetune``, ``all``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,14 +8,28 @@ import click
 TASK_HELP = "us8k, vc1, gtzan, gtzan_hear10fold, spcv2, as20k, csv:/path/meta.csv or hear:/path/task_folder"
 
 
+def _allow_duplicates(ctx: click.Context, _param, value: bool) -> bool:
+    # every task the command reads (load_task) keeps repeated rows while the command runs
+    from evaluation.tasks.layout import reading
+
+    ctx.with_resource(reading(allow_duplicates=value))
+    return value
+
+
+allow_duplicates_option = click.option(
+    "--allow-duplicates", is_flag=True, expose_value=False, callback=_allow_duplicates,
+    help="keep a file listed more than once in a task's lists as that many clips [default: stop with an error]")
+
+
 def task_source_options(f):
-    """``--task``, ``--weights`` and ``--path``."""
+    """``--task``, ``--weights``, ``--path`` and ``--allow-duplicates``."""
     options = [
         click.option("--task", "task_name", required=True, help=TASK_HELP),
         click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
                      help="M2D weight file (official layouts or ours)"),
         click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
                      help="the dataset folder itself (overrides --data-root)"),
+        allow_duplicates_option,
     ]
     for option in reversed(options):
         f = option(f)
