@@ -35,6 +35,14 @@ def shown(items: list[str]) -> str:
     return ", ".join(items[:SHOW_FIRST]) + more
 
 
+def relative(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` where it lies below it, else in full."""
+    try:
+        return Path(path).relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def check_rows(task: str, source: str, paths: list[Path], labels: list[tuple[str, ...]], rows: list[str], *,
                multilabel: bool, allow_duplicates: bool, fix: str) -> None:
     """Refuse listed rows that cannot make a task, naming the rows (``rows[i]`` says where ``paths[i]`` is listed,
@@ -60,7 +68,8 @@ def check_rows(task: str, source: str, paths: list[Path], labels: list[tuple[str
     where: dict[Path, list[str]] = defaultdict(list)
     for path, row in zip(paths, rows):
         where[Path(os.path.normpath(path))].append(row)
-    repeated = [f"{path.name} at {' and '.join(rs)}" for path, rs in where.items() if len(rs) > 1]
+    base = Path(source) if Path(source).is_dir() else Path(source).parent
+    repeated = [f"{relative(path, base)} at {' and '.join(rs)}" for path, rs in where.items() if len(rs) > 1]
     if repeated:
         raise DatasetError(f"{task}: {len(repeated)} file(s) listed more than once ({shown(repeated)}); "
                            f"{DUPLICATES_FIX} ({source})")

@@ -1,0 +1,154 @@
+"""Hostile inputs: label lists that cannot make a task, damaged pre-training checkpoints, audio folders that
+``prepare`` cannot convert cleanly, unwritable or full output folders and a missing optional extra.
+
+Each case ends in one line naming the file (or rows) and the fix, never in a traceback, a silent fallback or a
+plausible-looking result; no temporary file is left behind.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from evaluation.cli import main as eval_main
+from evaluation.tasks import DatasetError, load_task
+from tests.fixtures import datasets as d
+
+
+def one_line_error(result, *expected: str) -> str:
+    """The command failed with exit status 1 and one line (click's ``Error: ...``) holding every expected text."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.output
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+def temp_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob(".*.tmp*"))
+
+
+# ---------------------------------------------------------------------------------------------------- 2. labels
+def rewrite_csv(path: Path, change) -> Path:
+    """Rewrite the data rows of a ``make_csv_task`` CSV (``[file_name, label, split]`` lists) with ``change``."""
+    lines = path.read_text().splitlines()
+    comment, header, rows = lines[0], lines[1], [line.split(",") for line in lines[2:]]
+    rows = change(rows)
+    path.write_text("\n".join([comment, header] + [",".join(r) for r in rows]) + "\n")
+    return path
+
+
+def test_all_blank_labels_are_refused_not_one_class(tmp_path):
+    path = rewrite_csv(d.make_csv_task(tmp_path), lambda rows: [[f, "", s] for f, _, s in rows])
+    with pytest.raises(DatasetError, match=r"blank label in 9 of 9 rows \(meta.csv:3, meta.csv:4, .* and 4 more\)"):
+        load_task(f"csv:{path}")
+
+
+def test_some_blank_labels_are_refused_not_an_extra_class(tmp_path):
+    path = rewrite_csv(d.make_csv_task(tmp_path),
+                       lambda rows: [[f, "" if f.endswith(("a_1.wav", "c_0.wav")) else label, s]
+                                     for f, label, s in rows])
+    with pytest.raises(DatasetError, match=r"blank label in 2 of 9 rows \(meta.csv:4, meta.csv:9\)"):
+        load_task(f"csv:{path}")
+
+
+def test_multilabel_rows_may_be_empty_but_not_all_of_them(tmp_path):
+    path = d.make_csv_task(tmp_path, multilabel=True)
+    rewrite_csv(path, lambda rows: [[f, "" if f.endswith("a_1.wav") else labels, s] for f, labels, s in rows])
+    task = load_task(f"csv:{path}")  # a multi-label row without labels: none of the classes
+    assert task.multilabel and [c.labels for c in task.clips if c.path.name == "a_1.wav"] == [()]
+    path.write_text("# unit_sec=0.5, multilabel=true\n" + path.read_text().split("\n", 1)[1])
+    rewrite_csv(path, lambda rows: [[f, "", s] for f, _, s in rows])
+    with pytest.raises(DatasetError, match=r"every one of the 9 rows has no label"):
+        load_task(f"csv:{path}")
+
+
+def test_duplicate_rows_are_refused_unless_allowed(tmp_path):
+    path = rewrite_csv(d.make_csv_task(tmp_path), lambda rows: rows + [rows[0]])
+    with pytest.raises(DatasetError, match=r"1 file\(s\) listed more than once \(audio/a_0.wav at meta.csv:3 and "
+                                           r"meta.csv:12\); .*--allow-duplicates"):
+        load_task(f"csv:{path}")
+    assert len(load_task(f"csv:{path}", allow_duplicates=True).clips) == 10  # counted as listed, on request
+
+
+def test_the_allow_duplicates_flag_reaches_the_reader(tmp_path):
+    path = rewrite_csv(d.make_csv_task(tmp_path), lambda rows: rows + [rows[4]])
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"not a checkpoint")  # the task is read before the weights
+    for command in ("linear", "finetune"):
+        args = [command, "--task", f"csv:{path}", "--weights", str(weights), "--out", str(tmp_path / "out")]
+        one_line_error(CliRunner().invoke(eval_main, args), "audio/b_1.wav at meta.csv:7 and meta.csv:12",
+                       "--allow-duplicates")
+        allowed = CliRunner().invoke(eval_main, args + ["--allow-duplicates"])
+        assert "listed more than once" not in allowed.output and "10 clips" in allowed.output, allowed.output
+    assert "--allow-duplicates" in CliRunner().invoke(eval_main, ["all", "--help"]).output
+    assert len(load_task(f"csv:{path}", allow_duplicates=True).clips) == 10
+    with pytest.raises(DatasetError):  # the command's choice did not outlive it
+        load_task(f"csv:{path}")
+
+
+def test_a_header_without_rows_is_one_line(tmp_path):
+    path = d.make_csv_task(tmp_path)
+    path.write_text("\n".join(path.read_text().splitlines()[:2]) + "\n")
+    with pytest.raises(DatasetError, match=r"meta.csv: no rows are listed \(nothing below the header\)"):
+        load_task(f"csv:{path}")
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"x")
+    result = CliRunner().invoke(eval_main, ["linear", "--task", f"csv:{path}", "--weights", str(weights)])
+    one_line_error(result, "no rows are listed")
+
+
+def test_us8k_blank_class_is_not_the_class_nan(tmp_path):
+    root = d.make_us8k(tmp_path)
+    meta = root / "metadata" / "UrbanSound8K.csv"
+    rows = list(csv.reader(meta.open()))
+    rows[2][-1] = ""
+    with open(meta, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    with pytest.raises(DatasetError, match=r"us8k: blank label in 1 of 9 rows \(UrbanSound8K.csv:3\)"):
+        load_task("us8k", data_root=tmp_path)
+
+
+def test_vc1_line_listed_twice_is_not_counted_twice(tmp_path):
+    root = d.make_vc1(tmp_path)
+    split = root / "iden_split.txt"
+    lines = split.read_text().splitlines()
+    split.write_text("\n".join(lines + ["", lines[1]]) + "\n")  # a blank line, then line 2 again (line 14)
+    with pytest.raises(DatasetError, match=r"vc1: 1 file\(s\) listed more than once \(wav/id10001/vid1x01abc/"
+                                           r"00002.wav at iden_split.txt:2 and iden_split.txt:14\)"):
+        load_task("vc1", data_root=tmp_path)
+    assert len(load_task("vc1", data_root=tmp_path, allow_duplicates=True).clips) == len(lines) + 1
+
+
+def test_as20k_segment_listed_twice_is_named(tmp_path):
+    root = d.make_as20k(tmp_path)
+    listing = root / "balanced_train_segments.csv"
+    lines = listing.read_text().splitlines()
+    listing.write_text("\n".join(lines + [lines[3]]) + "\n")  # the first segment again
+    with pytest.raises(DatasetError, match=r"as20k: 1 file\(s\) listed more than once .* at "
+                                           r"balanced_train_segments.csv:4 and balanced_train_segments.csv:12"):
+        load_task("as20k", data_root=tmp_path)
+
+
+def test_as20k_without_any_label_is_refused(tmp_path):
+    root = d.make_as20k(tmp_path)
+    for name in ("balanced_train_segments.csv", "eval_segments.csv"):
+        listing = root / name
+        listing.write_text("".join(line.rsplit(",", 1)[0].split(', "')[0] + ', ""\n' if not line.startswith("#")
+                                   else line + "\n" for line in listing.read_text().splitlines()))
+    with pytest.raises(DatasetError, match=r"as20k: every one of the \d+ rows has no label"):
+        load_task("as20k", data_root=tmp_path)
+
+
+def test_hear_blank_label_is_named(tmp_path):
+    folder = d.make_hear_task(tmp_path)
+    listing = json.loads((folder / "train.json").read_text())
+    listing["train_1.wav"] = [""]
+    (folder / "train.json").write_text(json.dumps(listing))
+    with pytest.raises(DatasetError, match=r"toy_task: blank label in 1 of 12 rows \(train.json:train_1.wav\)"):
+        load_task(f"hear:{folder}")
