@@ -7,6 +7,7 @@ plausible-looking result; no temporary file is left behind.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 
 from evaluation.cli import main as eval_main
 from evaluation.tasks import DatasetError, load_task
+from pretrain.cli import main as pretrain_main
 from tests.fixtures import datasets as d
 
 
@@ -152,3 +154,71 @@ def test_hear_blank_label_is_named(tmp_path):
     (folder / "train.json").write_text(json.dumps(listing))
     with pytest.raises(DatasetError, match=r"toy_task: blank label in 1 of 12 rows \(train.json:train_1.wav\)"):
         load_task(f"hear:{folder}")
+
+
+# ------------------------------------------------------------------------------------- 9. unwritable outputs
+def fail_writes(monkeypatch, folder: Path, pattern: str, code: int) -> None:
+    """Files under ``folder`` whose name matches ``pattern`` cannot be written, as on a read-only or full disk
+    (tests run as root, where chmod does not stop a write): opening one for writing raises ``OSError(code)``, or
+    with ``ENOSPC`` it is created but every write to it fails (``/dev/full``)."""
+    import builtins
+    import os
+    from fnmatch import fnmatch
+
+    real_open = builtins.open
+
+    def open_(file, mode="r", *args, **kwargs):
+        path = Path(os.fspath(file)) if isinstance(file, (str, os.PathLike)) else None
+        if (path is not None and set(mode) & set("wax+") and path.is_relative_to(folder)
+                and fnmatch(path.name, pattern)):
+            if code != errno.ENOSPC:
+                raise OSError(code, os.strerror(code), str(path))
+            real_open(path, "wb").close()
+            return real_open("/dev/full", mode, *args, **kwargs)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+
+
+WRITE_ERRORS = [pytest.param(errno.EROFS, "read-only file system", id="read-only"),
+                pytest.param(errno.EACCES, "permission denied", id="no-permission"),
+                pytest.param(errno.ENOSPC, "no space left on the device", id="full-disk")]
+
+
+# ------------------------------------------------------------------------------------------- 8. prepare
+def prepare(src: Path, data: Path):
+    return CliRunner().invoke(pretrain_main, ["prepare", str(src), str(data), "-j", "1"])
+
+
+def test_prepare_exits_nonzero_after_converting_the_rest(tmp_path):
+    src, data = tmp_path / "src", tmp_path / "data"
+    for n in range(3):
+        d.write_audio(src / f"ok{n}.wav", n, seconds=0.2, n=n)
+    d.corrupt(src / "bad.wav")
+    result = prepare(src, data)
+    one_line_error(result, "1 file(s) could not be converted", str(data / "failed.csv"))
+    assert "converted 3, skipped 0 already done, failed 1" in result.output
+    assert sorted(p.name for p in data.glob("*.npy")) == ["ok0.npy", "ok1.npy", "ok2.npy"]
+    assert str(src / "bad.wav") in (data / "failed.csv").read_text()
+
+
+def test_prepare_refuses_two_sources_with_one_output(tmp_path):
+    src, data = tmp_path / "src", tmp_path / "data"
+    d.write_audio(src / "a" / "x.wav", 0, seconds=0.2)
+    d.write_audio(src / "a" / "x.flac", 1, seconds=0.2)
+    d.write_audio(src / "a" / "y.wav", 2, seconds=0.2)
+    result = prepare(src, data)
+    one_line_error(result, f"{src / 'a' / 'x.flac'} and {src / 'a' / 'x.wav'} would both be converted to "
+                           f"{data / 'a' / 'x.npy'}", "rename or remove one")
+    assert not list(data.rglob("*.npy")) if data.exists() else True  # stopped before converting anything
+
+
+@pytest.mark.parametrize("code,message", WRITE_ERRORS)
+def test_prepare_unwritable_output_is_one_line_without_temp_files(tmp_path, monkeypatch, code, message):
+    src, data = tmp_path / "src", tmp_path / "data"
+    d.write_audio(src / "a.wav", 0, seconds=0.2)
+    d.write_audio(src / "b.wav", 1, seconds=0.2)
+    fail_writes(monkeypatch, data, "*.npy*", code)
+    result = prepare(src, data)
+    one_line_error(result, f"{data / 'a.npy'}: {message}")
+    assert temp_files(tmp_path) == [] and not list(data.rglob("*.npy"))
