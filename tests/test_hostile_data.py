@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from evaluation.cli import main as eval_main
 from evaluation.tasks import DatasetError, load_task
+from pretrain.checkpointing import LAST
 from pretrain.cli import main as pretrain_main
 from tests.fixtures import datasets as d
 
@@ -222,3 +224,98 @@ def test_prepare_unwritable_output_is_one_line_without_temp_files(tmp_path, monk
     result = prepare(src, data)
     one_line_error(result, f"{data / 'a.npy'}: {message}")
     assert temp_files(tmp_path) == [] and not list(data.rglob("*.npy"))
+
+
+# ------------------------------------------------------------------------------------------- 7. resume
+TINY_RUN = ["--model", "m2d_vit_tiny", "--embed-dim", "64", "--depth", "2", "--input-size", "80x64",
+            "--decoder-dim", "32", "--decoder-depth", "1", "--decoder-heads", "2", "--min-ds-size", "0",
+            "--norm-stats-samples", "16", "--no-progress", "--quiet", "--threads", "1", "--log-every", "1",
+            "--epochs", "10", "--batch-size", "4", "--save-freq", "5", "--name", "run"]
+
+
+@pytest.fixture(scope="module")
+def lms_data(tmp_path_factory):
+    """8 log-mel files: 2 steps of batch 4 per epoch."""
+    root = tmp_path_factory.mktemp("pretrain")
+    for n in range(8):
+        d.write_audio(root / "src" / f"c{n}.wav", n % 4, seconds=0.3, n=n)
+    result = prepare(root / "src", root / "data")
+    assert result.exit_code == 0, result.output
+    return root / "data"
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def train(data: Path, out: Path, *extra):
+    return CliRunner().invoke(pretrain_main, ["train", "--data", str(data), "--out", str(out), *TINY_RUN, *extra])
+
+
+def log_steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_last_checkpoint_stops_resume_unless_told_to_fall_back(lms_data, tmp_path, restore_threads,
+                                                                         damage):
+    result = train(lms_data, tmp_path, "--steps", "15")  # checkpoint-5.pth at step 10, checkpoint-last.pth at 15
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    assert log_steps(run) == list(range(1, 16))
+    last = run / LAST
+    content = last.read_bytes()
+    damaged = content[: len(content) // 2] if damage == "truncated" else b"\x00garbage" * 64
+    last.write_bytes(damaged)
+
+    result = train(lms_data, tmp_path, "--resume", "--steps", "17")
+    one_line_error(result, f"{last}: damaged checkpoint, cannot be read", "past checkpoint-5.pth (step 10)",
+                   "--resume-fallback", "lose 5 logged steps (log.jsonl reaches step 15)")
+    assert last.read_bytes() == damaged and log_steps(run) == list(range(1, 16))  # nothing touched
+
+    result = train(lms_data, tmp_path, "--resume-fallback", "--steps", "12")
+    assert result.exit_code == 0, result.output
+    assert "5 logged steps (log.jsonl reaches step 15) are lost" in result.output
+    assert f"{run / 'log.jsonl'}: removed 5 line(s) past step 10" in result.output
+    assert (run / (LAST + ".damaged")).read_bytes() == damaged  # set aside, not overwritten
+    assert log_steps(run) == list(range(1, 13))
+
+
+def test_a_damaged_older_epoch_checkpoint_is_named_but_not_fallen_back_from(lms_data, tmp_path, restore_threads):
+    assert train(lms_data, tmp_path, "--steps", "13").exit_code == 0
+    run = tmp_path / "run"
+    (run / "checkpoint-5.pth").write_bytes(b"")
+    result = train(lms_data, tmp_path, "--resume", "--steps", "14")
+    assert result.exit_code == 0, result.output
+    assert f"{run / 'checkpoint-5.pth'}: damaged checkpoint" in result.output and "older than" in result.output
+    assert log_steps(run) == list(range(1, 15))
+
+
+def test_log_lines_past_the_checkpoint_are_not_dropped_silently(lms_data, tmp_path, restore_threads):
+    assert train(lms_data, tmp_path, "--steps", "3").exit_code == 0  # checkpoint-last.pth at step 3
+    run = tmp_path / "run"
+    with open(run / "log.jsonl", "a") as f:  # a crash after two more logged steps, and half a line
+        f.write('{"step": 4}\n{"step": 5}\n{"st')
+    result = train(lms_data, tmp_path, "--resume", "--steps", "4")
+    assert result.exit_code == 0, result.output
+    assert f"{run / 'log.jsonl'}: removed 2 line(s) past step 3, where the run starts again and 1 unreadable " \
+           "line(s); kept 3" in result.output
+    assert log_steps(run) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("code,message", WRITE_ERRORS)
+def test_train_unwritable_checkpoint_is_one_line_without_temp_files(lms_data, tmp_path, monkeypatch,
+                                                                    restore_threads, code, message):
+    fail_writes(monkeypatch, tmp_path, "*.pth*", code)
+    result = train(lms_data, tmp_path, "--epochs", "1")
+    one_line_error(result, f"{tmp_path / 'run' / 'checkpoint-1.pth'}: {message}")
+    assert temp_files(tmp_path) == [] and not list(tmp_path.rglob("*.pth"))
+
+
+def test_train_full_disk_for_the_log_is_one_line(lms_data, tmp_path, monkeypatch, restore_threads):
+    fail_writes(monkeypatch, tmp_path, "log.jsonl", errno.ENOSPC)
+    result = train(lms_data, tmp_path, "--epochs", "1")
+    one_line_error(result, f"{tmp_path / 'run' / 'log.jsonl'}: no space left on the device")
