@@ -9,10 +9,30 @@ import sys
 
 import click
 
+from m2d_hear.errors import InputError
+
+INSTALL = "pip install 'm2d-hear[test]' (or: pip install hearvalidator==2021.0.2 tensorflow-cpu)"
+
+
+class MissingValidator(InputError):
+    """The optional HEAR validator (``hearvalidator`` and the tensorflow it imports) is not installed."""
+
+
+def import_validator():
+    """``hearvalidator.validate``, or :class:`MissingValidator` saying what to install."""
+    try:
+        import hearvalidator.validate as hv  # imports tensorflow
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("hearvalidator", "tensorflow"):
+            raise  # another missing module is a broken installation of ours: keep its traceback
+        raise MissingValidator(f"m2d-eval validate needs the official HEAR validator, but the module {err.name!r} "
+                               f"is not installed; {INSTALL}") from None
+    return hv
+
 
 def run_validator(weights: str, device: str = "cpu") -> None:
     """Validate ``m2d_hear`` with ``weights`` through the official validator; raises SystemExit on failure."""
-    import hearvalidator.validate as hv  # imports tensorflow
+    hv = import_validator()
 
     from m2d_hear.hear import load_model
 

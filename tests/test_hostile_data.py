@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,75 +159,7 @@ def test_hear_blank_label_is_named(tmp_path):
         load_task(f"hear:{folder}")
 
 
-# ------------------------------------------------------------------------------------- 9. unwritable outputs
-def fail_writes(monkeypatch, folder: Path, pattern: str, code: int) -> None:
-    """Files under ``folder`` whose name matches ``pattern`` cannot be written, as on a read-only or full disk
-    (tests run as root, where chmod does not stop a write): opening one for writing raises ``OSError(code)``, or
-    with ``ENOSPC`` it is created but every write to it fails (``/dev/full``)."""
-    import builtins
-    import os
-    from fnmatch import fnmatch
-
-    real_open = builtins.open
-
-    def open_(file, mode="r", *args, **kwargs):
-        path = Path(os.fspath(file)) if isinstance(file, (str, os.PathLike)) else None
-        if (path is not None and set(mode) & set("wax+") and path.is_relative_to(folder)
-                and fnmatch(path.name, pattern)):
-            if code != errno.ENOSPC:
-                raise OSError(code, os.strerror(code), str(path))
-            real_open(path, "wb").close()
-            return real_open("/dev/full", mode, *args, **kwargs)
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", open_)
-
-
-WRITE_ERRORS = [pytest.param(errno.EROFS, "read-only file system", id="read-only"),
-                pytest.param(errno.EACCES, "permission denied", id="no-permission"),
-                pytest.param(errno.ENOSPC, "no space left on the device", id="full-disk")]
-
-
-# ------------------------------------------------------------------------------------------- 8. prepare
-def prepare(src: Path, data: Path):
-    return CliRunner().invoke(pretrain_main, ["prepare", str(src), str(data), "-j", "1"])
-
-
-def test_prepare_exits_nonzero_after_converting_the_rest(tmp_path):
-    src, data = tmp_path / "src", tmp_path / "data"
-    for n in range(3):
-        d.write_audio(src / f"ok{n}.wav", n, seconds=0.2, n=n)
-    d.corrupt(src / "bad.wav")
-    result = prepare(src, data)
-    one_line_error(result, "1 file(s) could not be converted", str(data / "failed.csv"))
-    assert "converted 3, skipped 0 already done, failed 1" in result.output
-    assert sorted(p.name for p in data.glob("*.npy")) == ["ok0.npy", "ok1.npy", "ok2.npy"]
-    assert str(src / "bad.wav") in (data / "failed.csv").read_text()
-
-
-def test_prepare_refuses_two_sources_with_one_output(tmp_path):
-    src, data = tmp_path / "src", tmp_path / "data"
-    d.write_audio(src / "a" / "x.wav", 0, seconds=0.2)
-    d.write_audio(src / "a" / "x.flac", 1, seconds=0.2)
-    d.write_audio(src / "a" / "y.wav", 2, seconds=0.2)
-    result = prepare(src, data)
-    one_line_error(result, f"{src / 'a' / 'x.flac'} and {src / 'a' / 'x.wav'} would both be converted to "
-                           f"{data / 'a' / 'x.npy'}", "rename or remove one")
-    assert not list(data.rglob("*.npy")) if data.exists() else True  # stopped before converting anything
-
-
-@pytest.mark.parametrize("code,message", WRITE_ERRORS)
-def test_prepare_unwritable_output_is_one_line_without_temp_files(tmp_path, monkeypatch, code, message):
-    src, data = tmp_path / "src", tmp_path / "data"
-    d.write_audio(src / "a.wav", 0, seconds=0.2)
-    d.write_audio(src / "b.wav", 1, seconds=0.2)
-    fail_writes(monkeypatch, data, "*.npy*", code)
-    result = prepare(src, data)
-    one_line_error(result, f"{data / 'a.npy'}: {message}")
-    assert temp_files(tmp_path) == [] and not list(data.rglob("*.npy"))
-
-
-# ------------------------------------------------------------------------------------------- 7. resume
+# ---------------------------------------------------------------------------------------------------- 7. resume
 TINY_RUN = ["--model", "m2d_vit_tiny", "--embed-dim", "64", "--depth", "2", "--input-size", "80x64",
             "--decoder-dim", "32", "--decoder-depth", "1", "--decoder-heads", "2", "--min-ds-size", "0",
             "--norm-stats-samples", "16", "--no-progress", "--quiet", "--threads", "1", "--log-every", "1",
@@ -306,6 +239,76 @@ def test_log_lines_past_the_checkpoint_are_not_dropped_silently(lms_data, tmp_pa
     assert log_steps(run) == [1, 2, 3, 4]
 
 
+# --------------------------------------------------------------------------------------------------- 8. prepare
+def prepare(src: Path, data: Path):
+    return CliRunner().invoke(pretrain_main, ["prepare", str(src), str(data), "-j", "1"])
+
+
+def test_prepare_exits_nonzero_after_converting_the_rest(tmp_path):
+    src, data = tmp_path / "src", tmp_path / "data"
+    for n in range(3):
+        d.write_audio(src / f"ok{n}.wav", n, seconds=0.2, n=n)
+    d.corrupt(src / "bad.wav")
+    result = prepare(src, data)
+    one_line_error(result, "1 file(s) could not be converted", str(data / "failed.csv"))
+    assert "converted 3, skipped 0 already done, failed 1" in result.output
+    assert sorted(p.name for p in data.glob("*.npy")) == ["ok0.npy", "ok1.npy", "ok2.npy"]
+    assert str(src / "bad.wav") in (data / "failed.csv").read_text()
+
+
+def test_prepare_refuses_two_sources_with_one_output(tmp_path):
+    src, data = tmp_path / "src", tmp_path / "data"
+    d.write_audio(src / "a" / "x.wav", 0, seconds=0.2)
+    d.write_audio(src / "a" / "x.flac", 1, seconds=0.2)
+    d.write_audio(src / "a" / "y.wav", 2, seconds=0.2)
+    result = prepare(src, data)
+    one_line_error(result, f"{src / 'a' / 'x.flac'} and {src / 'a' / 'x.wav'} would both be converted to "
+                           f"{data / 'a' / 'x.npy'}", "rename or remove one")
+    assert not list(data.rglob("*.npy"))  # stopped before converting anything
+
+
+# ---------------------------------------------- 9. read-only or full output folders, a missing optional extra
+def fail_writes(monkeypatch, folder: Path, pattern: str, code: int) -> None:
+    """Files under ``folder`` whose name matches ``pattern`` cannot be written, as on a read-only or full disk
+    (tests run as root, where chmod does not stop a write): opening one for writing raises ``OSError(code)``, or
+    with ``ENOSPC`` it is created but every write to it fails (``/dev/full``)."""
+    import builtins
+    import os
+    from fnmatch import fnmatch
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full to fill a disk")
+    real_open = builtins.open
+
+    def open_(file, mode="r", *args, **kwargs):
+        path = Path(os.fspath(file)) if isinstance(file, (str, os.PathLike)) else None
+        if (path is not None and set(mode) & set("wax+") and path.is_relative_to(folder)
+                and fnmatch(path.name, pattern)):
+            if code != errno.ENOSPC:
+                raise OSError(code, os.strerror(code), str(path))
+            real_open(path, "wb").close()
+            return real_open("/dev/full", mode, *args, **kwargs)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+
+
+WRITE_ERRORS = [pytest.param(errno.EROFS, "read-only file system", id="read-only"),
+                pytest.param(errno.EACCES, "permission denied", id="no-permission"),
+                pytest.param(errno.ENOSPC, "no space left on the device", id="full-disk")]
+
+
+@pytest.mark.parametrize("code,message", WRITE_ERRORS)
+def test_prepare_unwritable_output_is_one_line_without_temp_files(tmp_path, monkeypatch, code, message):
+    src, data = tmp_path / "src", tmp_path / "data"
+    d.write_audio(src / "a.wav", 0, seconds=0.2)
+    d.write_audio(src / "b.wav", 1, seconds=0.2)
+    fail_writes(monkeypatch, data, "*.npy*", code)
+    result = prepare(src, data)
+    one_line_error(result, f"{data / 'a.npy'}: {message}")
+    assert temp_files(tmp_path) == [] and not list(data.rglob("*.npy"))
+
+
 @pytest.mark.parametrize("code,message", WRITE_ERRORS)
 def test_train_unwritable_checkpoint_is_one_line_without_temp_files(lms_data, tmp_path, monkeypatch,
                                                                     restore_threads, code, message):
@@ -319,3 +322,23 @@ def test_train_full_disk_for_the_log_is_one_line(lms_data, tmp_path, monkeypatch
     fail_writes(monkeypatch, tmp_path, "log.jsonl", errno.ENOSPC)
     result = train(lms_data, tmp_path, "--epochs", "1")
     one_line_error(result, f"{tmp_path / 'run' / 'log.jsonl'}: no space left on the device")
+
+
+@pytest.mark.parametrize("missing", ["hearvalidator", "tensorflow"])
+def test_validate_without_the_optional_validator_says_what_to_install(tmp_path, monkeypatch, missing):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def import_(name, *args, **kwargs):
+        if name.split(".")[0] == missing:
+            raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", import_)
+    for module in [m for m in sys.modules if m.split(".")[0] in ("hearvalidator", missing)]:
+        monkeypatch.delitem(sys.modules, module)  # imported by an earlier test: import it afresh
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"x")
+    result = CliRunner().invoke(eval_main, ["validate", str(weights)])
+    one_line_error(result, f"module {missing!r} is not installed", "pip install 'm2d-hear[test]'")
