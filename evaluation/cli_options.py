@@ -1,4 +1,4 @@
-"""Click options shared by the commands that read tasks (``linear``, ``finetune``, ``all``)."""
+"""Click options shared by the commands that read tasks (``linear``, ``finetune``, ``all``, ``tasks``)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -130,6 +130,15 @@ def test_vc1_line_listed_twice_is_not_counted_twice(tmp_path):
     assert len(load_task("vc1", data_root=tmp_path, allow_duplicates=True).clips) == len(lines) + 1
 
 
+def test_tasks_survey_shows_duplicates_unless_allowed(tmp_path):
+    split = d.make_vc1(tmp_path) / "iden_split.txt"
+    split.write_text(split.read_text() + split.read_text().splitlines()[0] + "\n")
+    result = CliRunner().invoke(eval_main, ["tasks", "--data-root", str(tmp_path)])
+    assert "[broken] vc1: vc1: 1 file(s) listed more than once" in result.output, result.output
+    result = CliRunner().invoke(eval_main, ["tasks", "--data-root", str(tmp_path), "--allow-duplicates"])
+    assert "[ok] vc1: 13 clips" in result.output, result.output
+
+
 def test_as20k_segment_listed_twice_is_named(tmp_path):
     root = d.make_as20k(tmp_path)
     listing = root / "balanced_train_segments.csv"
