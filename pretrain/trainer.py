@@ -29,10 +29,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import distributed as D
 from m2d_hear.fileio import write_text
 
-from .checkpointing import LAST, ResumeError, epoch_checkpoint, resume_point, save_checkpoint, set_rng_state
+from . import distributed as D
+from .checkpointing import LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint, \
+    set_rng_state
 from .data import BatchOrder, DataError, LogMelCrops, inflate, list_digest, mask_noise, norm_stats, read_file_list
 from .model import M2DPretrainModel, build_pretrain_model
 from .runs import find_run, run_name
@@ -180,21 +181,21 @@ class Trainer:
         self.resumed_from = None
         return run_dir, None
 
-    def _check_damaged(self, run_dir: Path, point) -> None:
+    def _check_damaged(self, run_dir: Path, point: ResumePoint) -> None:
         """Stop when a damaged checkpoint may hold training past ``point`` unless ``--resume-fallback`` was given;
         then set the damaged files aside (``<name>.damaged``) and say how many logged steps are lost."""
         for bad, reason in point.damaged_older:
             self._warn(f"warning: {reason}; it is older than {point.path.name}, which the run resumes from")
         if not point.damaged_newer:
             return
-        bad, reason = point.damaged_newer[0]
         step = point.state["step"]
         logged = last_logged_step(run_dir / LOG_FILE)
         lost = (f"{logged - step} logged steps (log.jsonl reaches step {logged})" if logged and logged > step
                 else "the steps it held")
         if not getattr(self.args, "resume_fallback", False):
-            raise TrainingError(f"{reason}; it may hold training past {point.path.name} (step {step}). Restore it, "
-                                f"or pass --resume-fallback to resume from {point.path.name} and lose {lost}")
+            raise TrainingError(f"{point.damaged_newer[0][1]}; it may hold training past {point.path.name} (step "
+                                f"{step}). Restore it, or pass --resume-fallback to resume from {point.path.name} and "
+                                f"lose {lost}")
         for bad, reason in point.damaged_newer:
             if self.env.is_main:
                 bad.replace(bad.with_name(bad.name + ".damaged"))
@@ -269,9 +270,9 @@ class Trainer:
                 past += 1
         if past or torn:
             write_text(self.log_path, "".join(line + "\n" for line in kept))
-            parts = ([f"{past} line(s) past step {self.step}, where the run starts again"] if past else []) + \
-                ([f"{torn} unreadable line(s)"] if torn else [])
-            self._warn(f"{self.log_path}: removed {' and '.join(parts)}; kept {len(kept)}")
+            parts = ([f"{past} line(s) after step {self.step}, the step the run continues from"] if past else []) \
+                + ([f"{torn} unreadable line(s)"] if torn else [])
+            self._warn(f"{self.log_path}: removed {', and '.join(parts)}; kept {len(kept)}")
 
     def _log(self, record: dict) -> None:
         if self.env.is_main:

@@ -221,7 +221,7 @@ def test_a_damaged_last_checkpoint_stops_resume_unless_told_to_fall_back(lms_dat
     result = train(lms_data, tmp_path, "--resume-fallback", "--steps", "12")
     assert result.exit_code == 0, result.output
     assert "5 logged steps (log.jsonl reaches step 15) are lost" in result.output
-    assert f"{run / 'log.jsonl'}: removed 5 line(s) past step 10" in result.output
+    assert f"{run / 'log.jsonl'}: removed 5 line(s) after step 10" in result.output
     assert (run / (LAST + ".damaged")).read_bytes() == damaged  # set aside, not overwritten
     assert log_steps(run) == list(range(1, 13))
 
@@ -243,8 +243,8 @@ def test_log_lines_past_the_checkpoint_are_not_dropped_silently(lms_data, tmp_pa
         f.write('{"step": 4}\n{"step": 5}\n{"st')
     result = train(lms_data, tmp_path, "--resume", "--steps", "4")
     assert result.exit_code == 0, result.output
-    assert f"{run / 'log.jsonl'}: removed 2 line(s) past step 3, where the run starts again and 1 unreadable " \
-           "line(s); kept 3" in result.output
+    assert f"{run / 'log.jsonl'}: removed 2 line(s) after step 3, the step the run continues from, and 1 " \
+           "unreadable line(s); kept 3" in result.output
     assert log_steps(run) == [1, 2, 3, 4]
 
 
