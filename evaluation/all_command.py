@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from evaluation.cli_errors import one_line_errors
-from evaluation.cli_options import trust_checkpoint_option
+from evaluation.cli_options import allow_duplicates_option, trust_checkpoint_option
 from evaluation.linear_command import common_options, report
 from evaluation.linear_eval import evaluate_linear
 from evaluation.tables import write_tables
@@ -76,6 +76,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 @click.option("--finetune-baseline", is_flag=True,
               help="fine-tune the random-init twin too [default: the twin gets the linear probe only]")
 @common_options
+@allow_duplicates_option
 def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, finetune_baseline, out, seeds, data_root, skip_missing, cache,
          device, batch_size, workers, max_epochs, paper_models):
     """Evaluate WEIGHTS on every task found: linear probe, fine-tuning (if available), tables.

@@ -1,4 +1,4 @@
-"""Click options shared by the one-task commands (``linear``, ``finetune``)."""
+"""Click options shared by the commands that read tasks (``linear``, ``finetune``, ``all``, ``tasks``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +16,21 @@ TRUST_HELP = ("read a weight file that holds more than tensors, containers and a
 trust_checkpoint_option = click.option("--trust-checkpoint", is_flag=True, help=TRUST_HELP)
 
 
+def _allow_duplicates(ctx: click.Context, _param, value: bool) -> bool:
+    # every task the command reads (load_task) keeps repeated rows while the command runs
+    from evaluation.tasks.layout import reading
+
+    ctx.with_resource(reading(allow_duplicates=value))
+    return value
+
+
+allow_duplicates_option = click.option(
+    "--allow-duplicates", is_flag=True, expose_value=False, callback=_allow_duplicates,
+    help="keep a file listed more than once in a task's lists as that many clips [default: stop with an error]")
+
+
 def task_source_options(f):
-    """``--task``, ``--weights``, ``--trust-checkpoint`` and ``--path``."""
+    """``--task``, ``--weights``, ``--trust-checkpoint``, ``--path`` and ``--allow-duplicates``."""
     options = [
         click.option("--task", "task_name", required=True, help=TASK_HELP),
         click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -26,6 +39,7 @@ def task_source_options(f):
         trust_checkpoint_option,
         click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
                      help="the dataset folder itself (overrides --data-root)"),
+        allow_duplicates_option,
     ]
     for option in reversed(options):
         f = option(f)

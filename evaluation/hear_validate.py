@@ -11,6 +11,25 @@ import click
 
 from evaluation.cli_options import trust_checkpoint_option
 from evaluation.weights_command import resolve_weights_option
+from m2d_hear.errors import InputError
+
+INSTALL = "pip install 'm2d-hear[test]' (or: pip install hearvalidator==2021.0.2 tensorflow-cpu)"
+
+
+class MissingValidator(InputError):
+    """The optional HEAR validator (``hearvalidator`` and the tensorflow it imports) is not installed."""
+
+
+def import_validator():
+    """``hearvalidator.validate``, or :class:`MissingValidator` saying what to install."""
+    try:
+        import hearvalidator.validate as hv  # imports tensorflow
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("hearvalidator", "tensorflow"):
+            raise  # another missing module is a broken installation of ours: keep its traceback
+        raise MissingValidator(f"m2d-eval validate needs the official HEAR validator, but the module {err.name!r} "
+                               f"is not installed; {INSTALL}") from None
+    return hv
 
 
 def run_validator(weights: str, device: str = "cpu", trust_checkpoint: bool = False) -> None:
@@ -22,8 +41,8 @@ def run_validator(weights: str, device: str = "cpu", trust_checkpoint: bool = Fa
     from m2d_hear.checkpoint import trusted_checkpoints
     from m2d_hear.hear import load_model
 
-    rate = load_model(weights, trust_checkpoint=trust_checkpoint).sample_rate   # an unsafe file fails here, fast
-    import hearvalidator.validate as hv  # imports tensorflow
+    hv = import_validator()   # a missing validator is reported before any work
+    rate = load_model(weights, trust_checkpoint=trust_checkpoint).sample_rate   # an unsafe file fails here
 
     validator = hv.ValidateModel("m2d_hear", weights, device=device)
     if rate not in validator.ACCEPTABLE_SAMPLE_RATE:

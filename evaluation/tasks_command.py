@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from evaluation.cli_options import allow_duplicates_option
 from evaluation.tasks import DatasetError, default_data_root, load_task
 from evaluation.tasks.registry import PAPER_TASKS, TASK_NAMES, reader_module, task_folder
 
@@ -36,6 +37,7 @@ def found_tasks(data_root: Path | None) -> list[str]:
 @click.command()
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="folder holding the datasets [default: $M2D_DATA or ./data]")
+@allow_duplicates_option
 def tasks(data_root):
     """List the tasks found under the data root with their sizes and what is missing."""
     root = data_root if data_root is not None else default_data_root()

@@ -1,12 +1,12 @@
 """Writing encoder weights in the official layouts, so the official runtime and ours both read them."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from .config import ModelConfig
+from .fileio import torch_save
 from .vit import ViTEncoder, ViTSize, build_encoder
 
 
@@ -20,13 +20,9 @@ def encoder_state(encoder: ViTEncoder, dtype: torch.dtype | None = None) -> dict
 
 
 def atomic_save(obj, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a killed write never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    """``torch.save`` to a temporary file beside ``path``, then rename: a killed write never leaves half a file,
+    a failed one leaves no temporary file and names ``path`` (:func:`m2d_hear.fileio.torch_save`)."""
+    return torch_save(obj, path)
 
 
 def random_encoder(config: ModelConfig, size: ViTSize, seed: int = 0) -> ViTEncoder:

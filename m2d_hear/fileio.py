@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -24,16 +24,23 @@ from filelock import FileLock
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path in ``path``'s folder; on success it replaces ``path``, on any error it is deleted."""
+    """A temporary path in ``path``'s folder; on success it replaces ``path``, on any error it is deleted.
+
+    An ``OSError`` of the write (a read-only folder, a full disk) names ``path``, not the temporary file, so that
+    :func:`m2d_hear.errors.user_message` tells the user which output failed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is None or str(err.filename) == str(tmp):
+            err.filename = str(path)
+        raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -69,11 +76,36 @@ def save_npy(path: str | Path, array) -> Path:
     return Path(path)
 
 
+class _RecordingWriter:
+    """A file for ``torch.save`` that keeps the ``OSError`` of a failed write: torch reports a full disk as a bare
+    ``RuntimeError`` ("unexpected pos ..."), which says nothing of the cause."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data):
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self):
+        return self.file.flush()
+
+
 def torch_save(obj, path: str | Path) -> Path:
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            writer = _RecordingWriter(f)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is not None:
+                    raise writer.error from None
+                raise
     return Path(path)
 
 

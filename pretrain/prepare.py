@@ -4,18 +4,25 @@ As the official ``wav_to_lms.py``: each file is decoded, mixed to mono, resample
 at least ``--min-seconds`` (6.1 s, so every file gives at least one 608-frame crop), and turned into a natural-log
 mel spectrogram saved as float32 ``(1, 80, frames)`` under the same relative path with ``.npy``.
 ``DATA_DIR/files.csv`` (one column ``file_name``) then lists every ``.npy`` under DATA_DIR.
+
+A file that cannot be decoded is listed in ``DATA_DIR/failed.csv`` and the others are converted; the command then
+exits with status 1. Two sources that would give the same output (``x.wav`` beside ``x.flac``) stop it before any
+conversion. An output that cannot be written (read-only folder, full disk) stops it at once, with one line.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .data import FILE_LIST
+from m2d_hear.fileio import save_npy, write_csv
+
+from .data import FILE_LIST, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 FAILED_LIST = "failed.csv"
@@ -33,6 +40,20 @@ def output_path(data_dir: Path, rel: str) -> Path:
     return data_dir / Path(rel).with_suffix(".npy")
 
 
+def check_outputs_distinct(src_dir: Path, data_dir: Path, files: list[str]) -> None:
+    """Raise :class:`DataError` naming the sources when two of them would be written to the same ``.npy``
+    (``x.wav`` beside ``x.flac``): one would silently replace the other."""
+    sources: dict[Path, list[str]] = defaultdict(list)
+    for rel in files:
+        sources[output_path(data_dir, rel)].append(rel)
+    clashes = [(out, rels) for out, rels in sources.items() if len(rels) > 1]
+    if clashes:
+        out, rels = clashes[0]
+        more = f" (and {len(clashes) - 1} more such groups)" if len(clashes) > 1 else ""
+        raise DataError(f"{' and '.join(str(src_dir / r) for r in rels)} would both be converted to {out}{more}; "
+                        "rename or remove one of them, then run the command again")
+
+
 def log_mel_of(wave: np.ndarray, sr: str) -> np.ndarray:
     """float32 ``(1, 80, 1 + samples // hop)`` natural-log mel spectrogram."""
     import torch
@@ -48,7 +69,8 @@ def log_mel_of(wave: np.ndarray, sr: str) -> np.ndarray:
 
 
 def convert_one(job: tuple[str, str, str, str, float]) -> tuple[str, str | None]:
-    """Convert one file; returns ``(relative path, None)`` or ``(relative path, reason)``. Never raises."""
+    """Convert one file; returns ``(relative path, None)`` or ``(relative path, reason)`` when it cannot be decoded.
+    An ``OSError`` writing the output (read-only folder, full disk) is raised: no other file could be written."""
     rel, src_dir, data_dir, sr, min_seconds = job
     try:
         from m2d_hear.audio import read_audio
@@ -62,16 +84,12 @@ def convert_one(job: tuple[str, str, str, str, float]) -> tuple[str, str | None]
         lms = log_mel_of(wave, sr)
         if not np.isfinite(lms).all():
             return rel, "the log-mel has NaN/inf values; re-encode the file"
-        out = output_path(Path(data_dir), rel)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.npy")
-        np.save(tmp, lms)
-        os.replace(tmp, out)
-        return rel, None
     except Exception as err:  # noqa: BLE001 - every failure is reported at the end, the rest goes on
         reason = str(err).strip() or type(err).__name__
         prefix = str(Path(src_dir) / rel) + ": "
         return rel, reason[len(prefix):] if reason.startswith(prefix) else reason
+    save_npy(output_path(Path(data_dir), rel), lms)
+    return rel, None
 
 
 def write_file_list(data_dir: Path) -> int:
@@ -79,9 +97,7 @@ def write_file_list(data_dir: Path) -> int:
     import pandas as pd
 
     files = sorted(p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*.npy") if not p.name.startswith("."))
-    tmp = data_dir / f".{FILE_LIST}.tmp"
-    pd.DataFrame({"file_name": files}).to_csv(tmp, index=False)
-    os.replace(tmp, data_dir / FILE_LIST)
+    write_csv(data_dir / FILE_LIST, pd.DataFrame({"file_name": files}))
     return len(files)
 
 
@@ -90,28 +106,33 @@ def prepare_folder(src_dir: Path, data_dir: Path, sr: str = "16k", min_seconds: 
     """Convert every audio file under ``src_dir`` not yet converted; returns (converted, skipped, failures)."""
     from tqdm import tqdm
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     files = find_audio(src_dir)
+    check_outputs_distinct(src_dir, data_dir, files)
+    data_dir.mkdir(parents=True, exist_ok=True)
     todo = [f for f in files if not output_path(data_dir, f).exists()]
     skipped = len(files) - len(todo)
     jobs = jobs or min(len(os.sched_getaffinity(0)), 8)
     work = [(f, str(src_dir), str(data_dir), sr, min_seconds) for f in todo]
     failures = []
-    bar = tqdm(total=len(work), desc="log-mel", unit="file", disable=not progress)
-    if jobs <= 1 or len(work) <= 1:
-        results = map(convert_one, work)
-        for rel, reason in results:
-            if reason:
-                failures.append((rel, reason))
-            bar.update()
-    else:
-        # forkserver: a forked copy of a process whose torch already ran OpenMP threads can deadlock
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
-            for rel, reason in pool.map(convert_one, work, chunksize=max(1, min(32, len(work) // (4 * jobs)))):
+    with tqdm(total=len(work), desc="log-mel", unit="file", disable=not progress) as bar:  # closed on errors too
+        if jobs <= 1 or len(work) <= 1:
+            results = map(convert_one, work)
+            for rel, reason in results:
                 if reason:
                     failures.append((rel, reason))
                 bar.update()
-    bar.close()
+        else:
+            # forkserver: a forked copy of a process whose torch already ran OpenMP threads can deadlock
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
+                try:
+                    for rel, reason in pool.map(convert_one, work,
+                                                chunksize=max(1, min(32, len(work) // (4 * jobs)))):
+                        if reason:
+                            failures.append((rel, reason))
+                        bar.update()
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # an output that cannot be written: do not try the others
+                    raise
     return len(todo) - len(failures), skipped, failures
 
 
@@ -128,7 +149,8 @@ def prepare(src_dir: Path, data_dir: Path, sr: str, min_seconds: float, jobs: in
     .npy under DATA_DIR with the same relative path, and write DATA_DIR/files.csv.
 
     Files already converted are skipped, so an interrupted run continues where it stopped. A file that cannot be
-    read is listed at the end (and in DATA_DIR/failed.csv) without stopping the others.
+    read is listed at the end (and in DATA_DIR/failed.csv) without stopping the others; the exit status is then 1.
+    Two sources that would give the same .npy (x.wav beside x.flac) stop the command before it converts anything.
     """
     src_dir, data_dir = src_dir.resolve(), data_dir.resolve()
     if data_dir == src_dir:
@@ -141,8 +163,8 @@ def prepare(src_dir: Path, data_dir: Path, sr: str, min_seconds: float, jobs: in
     if failures:
         import pandas as pd
 
-        pd.DataFrame({"file": [str(src_dir / f) for f, _ in failures], "reason": [r for _, r in failures]}).to_csv(
-            failed_csv, index=False)
+        write_csv(failed_csv, pd.DataFrame({"file": [str(src_dir / f) for f, _ in failures],
+                                            "reason": [r for _, r in failures]}))
     elif failed_csv.exists():
         failed_csv.unlink()
     click.echo(f"converted {converted}, skipped {skipped} already done, failed {len(failures)}; "
@@ -150,5 +172,5 @@ def prepare(src_dir: Path, data_dir: Path, sr: str, min_seconds: float, jobs: in
     for rel, reason in failures:
         click.echo(f"FAILED {src_dir / rel}: {reason}", err=True)
     if failures:
-        click.echo(f"{len(failures)} file(s) could not be converted (listed in {failed_csv}); fix or remove them "
-                   "and run the same command again to convert only those", err=True)
+        raise click.ClickException(f"{len(failures)} file(s) could not be converted (listed in {failed_csv}); fix or "
+                                   "remove them and run the same command again to convert only those")

@@ -61,6 +61,9 @@ def check(args: argparse.Namespace) -> None:
 @click.option("--name", default=None, help="run folder name under --out [default: the official pattern]")
 @click.option("--resume", is_flag=True, help="continue the run from its latest checkpoint (options left at their "
               "defaults are taken from the checkpoint)")
+@click.option("--resume-fallback", is_flag=True, help="--resume even when the latest checkpoint is damaged: continue "
+              "from the newest readable one, set the damaged file aside and say how many steps are lost "
+              "[default: stop, naming the damaged file]")
 @click.option("--model", type=click.Choice([f"m2d_vit_{s}" for s in VIT_SIZES]), default="m2d_vit_base",
               show_default=True)
 @click.option("--embed-dim", type=int, default=None, help="override the model's width (multiple of 64)")
@@ -115,6 +118,7 @@ def train(ctx: click.Context, **options):
     Examples:
       m2d-pretrain train --data data/lms --out runs                      # the paper's M2D/0.7 ViT-Base
       m2d-pretrain train --data data/lms --out runs --resume             # continue it
+      m2d-pretrain train --data data/lms --out runs --resume-fallback    # ... past a damaged checkpoint-last.pth
       torchrun --nproc_per_node 4 -m pretrain.cli train --data data/lms --out runs --batch-size 512
     """
     from .trainer import TrainingError, train as run_training
@@ -131,6 +135,7 @@ def train(ctx: click.Context, **options):
 def namespace(options: dict) -> argparse.Namespace:
     args = argparse.Namespace(**options)
     args.compile = args.__dict__.pop("compile_")
+    args.resume = args.resume or getattr(args, "resume_fallback", False)
     args.data, args.out = str(Path(args.data)), str(Path(args.out))
     args.input_size = parse_size(args.input_size, "--input-size")
     args.patch_size = parse_size(args.patch_size, "--patch-size")

@@ -18,10 +18,10 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import random
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -29,9 +29,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from m2d_hear.fileio import write_text
+
 from . import distributed as D
-from .checkpointing import LAST, ResumeError, epoch_checkpoint, latest_checkpoint, load_training_state, \
-    save_checkpoint, set_rng_state
+from .checkpointing import LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint, \
+    set_rng_state
 from .data import BatchOrder, DataError, LogMelCrops, inflate, list_digest, mask_noise, norm_stats, read_file_list
 from .model import M2DPretrainModel, build_pretrain_model
 from .runs import find_run, run_name
@@ -50,6 +52,23 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return None
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def log_step(line: str) -> int | None:
+    """The ``step`` of one ``log.jsonl`` line, or None for a line that is not a log record."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record.get("step", 0) if isinstance(record, dict) else None
+
+
+def last_logged_step(path: Path) -> int | None:
+    """The highest step ``log.jsonl`` records, or None without a log."""
+    if not path.is_file():
+        return None
+    steps = [log_step(line) for line in path.read_text().splitlines()]
+    return max((s for s in steps if s is not None), default=None)
 
 
 class StopFlag:
@@ -139,20 +158,21 @@ class Trainer:
             config_given = not {"model", "input_size", "patch_size", "mask_ratio", "sr"} <= self.defaulted
             run_dir = out / a.name if a.name else find_run(out, a.model, a.input_size, a.patch_size, a.mask_ratio,
                                                            a.sr, any_config=not config_given)
-            ckpt = latest_checkpoint(run_dir) if run_dir is not None and run_dir.is_dir() else None
-            if ckpt is None:
+            try:
+                point = resume_point(run_dir) if run_dir is not None and run_dir.is_dir() else None
+            except ResumeError as err:
+                raise TrainingError(str(err)) from None
+            if point is None:
                 where = run_dir or out
                 raise TrainingError(f"--resume: no checkpoint found in {where}; start without --resume, or pass "
                                     "--name <run folder> (and the run's --model/--input-size/...) under --out")
-            try:
-                state = load_training_state(ckpt)
-            except ResumeError as err:
-                raise TrainingError(str(err)) from None
+            self._check_damaged(run_dir, point)
+            state = point.state
             saved = state.get("args")
             for name in self.defaulted:
                 if hasattr(saved, name):
                     setattr(a, name, getattr(saved, name))
-            self.resumed_from = ckpt
+            self.resumed_from = point.path
             return run_dir, state
         run_dir = out / (a.name or run_name(a.model, a.input_size, a.patch_size, a.mask_ratio, a.sr))
         if run_dir.is_dir() and any(run_dir.glob("checkpoint-*.pth")):
@@ -160,6 +180,28 @@ class Trainer:
                                 "another --out or --name")
         self.resumed_from = None
         return run_dir, None
+
+    def _check_damaged(self, run_dir: Path, point: ResumePoint) -> None:
+        """Stop when a damaged checkpoint may hold training past ``point`` unless ``--resume-fallback`` was given;
+        then set the damaged files aside (``<name>.damaged``) and say how many logged steps are lost."""
+        for bad, reason in point.damaged_older:
+            self._warn(f"warning: {reason}; it is older than {point.path.name}, which the run resumes from")
+        if not point.damaged_newer:
+            return
+        step = point.state["step"]
+        logged = last_logged_step(run_dir / LOG_FILE)
+        lost = (f"{logged - step} logged steps (log.jsonl reaches step {logged})" if logged and logged > step
+                else "the steps it held")
+        if not getattr(self.args, "resume_fallback", False):
+            raise TrainingError(f"{point.damaged_newer[0][1]}; it may hold training past {point.path.name} (step "
+                                f"{step}). Restore it, or pass --resume-fallback to resume from {point.path.name} and "
+                                f"lose {lost}")
+        for bad, reason in point.damaged_newer:
+            if self.env.is_main:
+                bad.replace(bad.with_name(bad.name + ".damaged"))
+            self._warn(f"warning: {reason}; set aside as {bad.name}.damaged")
+        self._warn(f"warning: --resume-fallback: resuming from {point.path} at step {step}; {lost} are lost and "
+                   "will be trained again")
 
     def _norm_stats(self, state: dict | None) -> tuple[float, float]:
         a = self.args
@@ -196,6 +238,11 @@ class Trainer:
         if self.env.is_main and not self.args.quiet:
             print(text, flush=True)
 
+    def _warn(self, text: str) -> None:
+        """Data lost or set aside: said on stderr, even with --quiet."""
+        if self.env.is_main:
+            print(text, file=sys.stderr, flush=True)
+
     def _save(self, path: Path, epoch: int, epoch_iter: int) -> None:
         if self.env.is_main:
             save_checkpoint(path, self.model, self.optimizer, self.scaler if self.scaler.is_enabled() else None,
@@ -204,22 +251,37 @@ class Trainer:
         self.last_save = time.monotonic()
 
     def _start_log(self) -> None:
-        """Open ``log.jsonl`` for appending; after a resume, drop the lines past the resumed step."""
+        """Open ``log.jsonl`` for appending; drop (and say so) the lines past the step the run starts from, which
+        the checkpoint does not hold and training redoes, and a line cut short by a kill."""
         self.log_path = self.run_dir / LOG_FILE
         if not self.env.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.log_path.exists():
-            kept = [line for line in self.log_path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= self.step]
-            tmp = self.log_path.with_name(f".{LOG_FILE}.tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.log_path)
+        if not self.log_path.exists():
+            return
+        kept, past, torn = [], 0, 0
+        for line in self.log_path.read_text().splitlines():
+            step = log_step(line)
+            if step is None:
+                torn += bool(line.strip())
+            elif step <= self.step:
+                kept.append(line)
+            else:
+                past += 1
+        if past or torn:
+            write_text(self.log_path, "".join(line + "\n" for line in kept))
+            parts = ([f"{past} line(s) after step {self.step}, the step the run continues from"] if past else []) \
+                + ([f"{torn} unreadable line(s)"] if torn else [])
+            self._warn(f"{self.log_path}: removed {', and '.join(parts)}; kept {len(kept)}")
 
     def _log(self, record: dict) -> None:
         if self.env.is_main:
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            try:
+                with open(self.log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            except OSError as err:  # a full disk: name the file
+                err.filename = err.filename or str(self.log_path)
+                raise
 
     # -------------------------------------------------------------------------------------------------- loop
     def set_lr(self, epoch_float: float) -> float:
@@ -267,6 +329,14 @@ class Trainer:
 
     def run(self) -> Path:
         """Train until ``--epochs`` (or ``--steps``); returns the run folder."""
+        self._bar = None
+        try:
+            return self._run()
+        finally:
+            if self._bar is not None:  # an error ends the bar's line before its message
+                self._bar.close()
+
+    def _run(self) -> Path:
         from tqdm import tqdm
 
         a = self.args
@@ -287,6 +357,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 bar = tqdm(total=self.iters_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{a.epochs}",
                            unit="it", disable=not (self.env.is_main and a.progress), dynamic_ncols=True)
+                self._bar = bar
                 for epoch_iter, batch in enumerate(self.loader, start=start):
                     if epoch_iter % a.accum_iter == 0:
                         lr = self.set_lr(epoch + epoch_iter / self.iters_per_epoch)

@@ -81,8 +81,9 @@ def test_prepare_converts_pads_and_reports_a_corrupt_file(tmp_path):
     corrupt(src / "b" / "broken.wav")
     (src / "notes.txt").write_text("not audio")
     result = CliRunner().invoke(main, ["prepare", str(src), str(data), "-j", "2"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the others are converted, then the failure is the exit status
     assert "converted 3" in result.output and "failed 1" in result.output
+    assert f"Error: 1 file(s) could not be converted (listed in {data / 'failed.csv'})" in result.output
     assert f"FAILED {src / 'b' / 'broken.wav'}" in result.output
     short = np.load(data / "a" / "short.npy")
     assert short.dtype == np.float32 and short.shape == (1, 80, 611)  # padded to 6.1 s: 1 + 97600 // 160
@@ -103,6 +104,7 @@ def test_prepare_converts_pads_and_reports_a_corrupt_file(tmp_path):
     # resumable: the done files are skipped; fixing the broken one converts only it
     write_audio(src / "b" / "broken.wav", 3, seconds=0.5, n=0)
     result = CliRunner().invoke(main, ["prepare", str(src), str(data), "-j", "1"])
+    assert result.exit_code == 0, result.output
     assert "converted 1, skipped 3" in result.output and "failed 0" in result.output
     assert not (data / "failed.csv").exists()
 

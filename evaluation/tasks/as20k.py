@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 
 from evaluation.tasks.base import Clip, DatasetError, TaskData
-from evaluation.tasks.layout import require, require_dir
+from evaluation.tasks.layout import check_rows, require, require_dir
 
 FOLDER = "AudioSet"
 GET = ("get the segment CSVs and class_labels_indices.csv from https://research.google.com/audioset/download.html "
@@ -24,16 +24,18 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 YTID_LEN = 11
 
 
-def read_segments(path: Path) -> dict[str, tuple[str, ...]]:
-    """An official segment CSV -> {YouTube id: MIDs}."""
-    segments = {}
+def read_segments(path: Path) -> list[tuple[str, tuple[str, ...], int]]:
+    """An official segment CSV -> (YouTube id, MIDs, line number) per segment, in file order."""
+    segments = []
     with open(path, encoding="utf-8") as f:
-        for n, row in enumerate(csv.reader(f, skipinitialspace=True), 1):
+        reader = csv.reader(f, skipinitialspace=True)
+        for row in reader:
             if not row or row[0].startswith("#"):
                 continue
             if len(row) != 4:
-                raise DatasetError(f"{path}:{n}: expected 'YTID, start, end, \"labels\"', got {row!r}; {GET}")
-            segments[row[0]] = tuple(m for m in row[3].split(",") if m)
+                raise DatasetError(f"{path}:{reader.line_num}: expected 'YTID, start, end, \"labels\"', got {row!r}; "
+                                   f"{GET}")
+            segments.append((row[0], tuple(m.strip() for m in row[3].split(",") if m.strip()), reader.line_num))
     if not segments:
         raise DatasetError(f"{path}: no segments listed; {GET}")
     return segments
@@ -55,24 +57,30 @@ def ytid_of(stem: str, known) -> str | None:
     return None
 
 
-def read(root: Path, skip_missing: bool = False) -> TaskData:
+def read(root: Path, skip_missing: bool = False, allow_duplicates: bool = False) -> TaskData:
     root = Path(root).resolve()
     require_dir(root, "AudioSet", GET)
     names = read_class_labels(require(root / "class_labels_indices.csv", "class_labels_indices.csv", GET))
     clips, missing = [], []
     for subset, split in SUBSETS.items():
-        segments = read_segments(require(root / f"{subset}.csv", f"{subset}.csv", GET))
+        listing = require(root / f"{subset}.csv", f"{subset}.csv", GET)
+        segments = read_segments(listing)
         folder = require_dir(root / subset, subset, GET)
+        known = {ytid for ytid, _, _ in segments}
         found: dict[str, Path] = {}
         for path in sorted(folder.iterdir()):
-            ytid = ytid_of(path.stem, segments) if path.suffix.lower() in AUDIO_SUFFIXES else None
+            ytid = ytid_of(path.stem, known) if path.suffix.lower() in AUDIO_SUFFIXES else None
             if ytid is not None and ytid not in found:
                 found[ytid] = path
-        for ytid, mids in segments.items():
+        # a YouTube id listed twice is one file counted twice: the shared check names both lines
+        check_rows("as20k", str(listing), [folder / ytid for ytid, _, _ in segments], [m for _, m, _ in segments],
+                   [f"{listing.name}:{n}" for _, _, n in segments], multilabel=True,
+                   allow_duplicates=allow_duplicates, fix=GET)
+        for ytid, mids, n in segments:
             unknown = [m for m in mids if m not in names]
             if unknown:
-                raise DatasetError(f"{root / (subset + '.csv')}: {ytid} has labels {unknown} absent from "
-                                   f"class_labels_indices.csv; {GET}")
+                raise DatasetError(f"{listing}:{n}: {ytid} has labels {unknown} absent from class_labels_indices.csv; "
+                                   f"{GET}")
             if ytid in found:
                 clips.append(Clip(found[ytid], mids, split))
             else:

@@ -1,7 +1,8 @@
 """A generic task from an EVAR-style metadata CSV: ``csv:/path/meta.csv``.
 
 Columns ``file_name,label,split`` (split = train/valid/test) or ``file_name,label,fold`` (leave-one-fold-out);
-``file_name`` is relative to the CSV's folder; multi-label rows join labels with ``;`` (an empty label means none).
+``file_name`` is relative to the CSV's folder; multi-label rows join labels with ``;`` (an empty label means none;
+a single-label row needs its label). A file listed twice stops the reader unless ``allow_duplicates``.
 Protocol facts come from an optional first line ``# unit_sec=4.0[, multilabel=true][, metric=mAP][, name=x]`` or
 from a sibling ``task.json`` with the same keys (the JSON wins). ``unit_sec`` is required.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.tasks.base import SPLITS, Clip, DatasetError, TaskData
-from evaluation.tasks.layout import check_vocabulary, require, split_missing, vocabulary
+from evaluation.tasks.layout import check_rows, check_vocabulary, line_numbers, require, split_missing, vocabulary
 
 HELP = ("a task CSV needs columns file_name,label and split (train/valid/test) or fold, and unit_sec given by a "
         "first line '# unit_sec=4.0' or a task.json beside it")
@@ -43,7 +44,7 @@ def read_settings(path: Path) -> dict:
     return settings
 
 
-def read(path: Path, skip_missing: bool = False) -> TaskData:
+def read(path: Path, skip_missing: bool = False, allow_duplicates: bool = False) -> TaskData:
     path = Path(path).resolve()
     require(path, "task CSV", HELP)
     settings = read_settings(path)
@@ -72,15 +73,16 @@ def read(path: Path, skip_missing: bool = False) -> TaskData:
     else:
         splits = [v if v.startswith("fold") else f"fold{v}" for v in table.fold]
         folds = sorted(set(splits), key=lambda s: (len(s), s))
-    paths = [path.parent / name for name in table.file_name]
-    present, missing = split_missing(settings.get("name", path.stem), paths, skip_missing,
-                                     f"check the file_name column of {path}")
+    name = str(settings.get("name", path.stem))
+    paths = [path.parent / file_name for file_name in table.file_name]
     if multilabel:
         labels = [tuple(x.strip() for x in v.split(MULTI_SEP) if x.strip()) for v in table.label]
     else:
         labels = [(v.strip(),) for v in table.label]
+    check_rows(name, str(path), paths, labels, line_numbers(path, len(table), comment="#"), multilabel=multilabel,
+               allow_duplicates=allow_duplicates, fix=HELP)
+    present, missing = split_missing(name, paths, skip_missing, f"check the file_name column of {path}")
     clips = [Clip(p, lab, s) for p, lab, s, ok in zip(paths, labels, splits, present) if ok]
-    name = str(settings.get("name", path.stem))
     classes = vocabulary(clips, folds)
     check_vocabulary(name, clips, classes, multilabel, str(path))
     return TaskData(name, clips, classes, multilabel=multilabel, metric=metric, unit_sec=unit_sec, folds=folds,

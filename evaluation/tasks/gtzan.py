@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.tasks.base import Clip, DatasetError, TaskData
-from evaluation.tasks.layout import fixed_split_task, read_lines, require_dir, vocabulary
+from evaluation.tasks.layout import fixed_split_task, numbered_lines, require_dir, vocabulary
 
 FOLDER = "GTZAN"
 GET_AUDIO = ("unpack genres.tar.gz (http://marsyas.info/downloads/datasets.html) into GTZAN/ so that "
@@ -62,17 +62,18 @@ def split_lists(root: Path) -> dict[str, Path]:
     raise DatasetError(f"{root}: split list(s) {', '.join(absent)} not found; {GET_SPLIT}")
 
 
-def read(root: Path, skip_missing: bool = False, hear10fold: bool = False) -> TaskData:
+def read(root: Path, skip_missing: bool = False, allow_duplicates: bool = False,
+         hear10fold: bool = False) -> TaskData:
     root = Path(root).resolve()
     require_dir(root, "GTZAN", GET_AUDIO)
     audio = audio_dir(root)
     if hear10fold:
         return read_hear10fold(root, audio)
-    paths, labels, splits = [], [], []
+    paths, labels, splits, rows = [], [], [], []
     seen: dict[str, str] = {}
     lists = split_lists(root)
     for split, list_file in lists.items():
-        for n, entry in enumerate(read_lines(list_file), 1):
+        for n, entry in numbered_lines(list_file):
             parts = entry.split("/")
             if len(parts) != 2 or not parts[1].startswith(parts[0] + "."):
                 raise DatasetError(f"{list_file}:{n}: expected '<genre>/<genre>.000NN.wav', got {entry!r}; "
@@ -84,8 +85,9 @@ def read(root: Path, skip_missing: bool = False, hear10fold: bool = False) -> Ta
             paths.append(resolve(audio, entry))
             labels.append(parts[0])
             splits.append(split)
-    return fixed_split_task("gtzan", paths, labels, splits, skip_missing, GET_AUDIO, UNIT_SEC, root, root,
-                            meta_files=list(lists.values()))
+            rows.append(f"{list_file.name}:{n}")
+    return fixed_split_task("gtzan", paths, labels, splits, skip_missing, GET_AUDIO, UNIT_SEC, root, root, rows,
+                            allow_duplicates, meta_files=list(lists.values()))
 
 
 def all_clips(audio: Path) -> list[tuple[Path, str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import soundfile as sf
 
 from evaluation.tasks.base import Clip, DatasetError, TaskData
-from evaluation.tasks.layout import check_vocabulary, require, require_dir, split_missing, vocabulary
+from evaluation.tasks.layout import check_rows, check_vocabulary, require, require_dir, split_missing, vocabulary
 
 GET = "use a task folder produced by hear-preprocess (e.g. from the HEAR 2021 task tarballs)"
 METRICS = {"top1_acc": "accuracy", "mAP": "mAP"}
@@ -34,7 +34,7 @@ def audio_root(folder: Path) -> Path:
     return rates[0]
 
 
-def read(folder: Path, skip_missing: bool = False) -> TaskData:
+def read(folder: Path, skip_missing: bool = False, allow_duplicates: bool = False) -> TaskData:
     folder = Path(folder).resolve()
     require_dir(folder, "HEAR task", GET)
     meta = load_json(folder / "task_metadata.json")
@@ -48,13 +48,16 @@ def read(folder: Path, skip_missing: bool = False) -> TaskData:
     if not splits:
         raise DatasetError(f"{folder / 'task_metadata.json'}: no 'splits' listed; {GET}")
     audio = audio_root(folder)
-    paths, labels, split_of = [], [], []
+    paths, labels, split_of, rows = [], [], [], []
     for split in splits:
         for name, labs in load_json(folder / f"{split}.json").items():
             paths.append(audio / split / name)
             labels.append(tuple(str(x) for x in labs))
             split_of.append(split)
+            rows.append(f"{split}.json:{name}")
     name = str(meta.get("task_name", folder.name))
+    check_rows(name, str(folder), paths, labels, rows, multilabel=multilabel, allow_duplicates=allow_duplicates,
+               fix=GET)
     present, missing = split_missing(name, paths, skip_missing, f"re-extract the HEAR task folder {folder}")
     clips = [Clip(p, lab, s) for p, lab, s, ok in zip(paths, labels, split_of, present) if ok]
     folds = None if mode == "trainvaltest" else list(splits)

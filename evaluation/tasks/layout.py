@@ -1,11 +1,90 @@
-"""Checks shared by the dataset readers: required files, listed-but-absent audio, and the messages for both."""
+"""Checks shared by the dataset readers: required files, listed-but-absent audio, the listed rows themselves (none
+at all, blank labels, a file listed twice), and the messages for them."""
 from __future__ import annotations
 
+import contextvars
+import os
+from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from evaluation.tasks.base import Clip, DatasetError, TaskData
 
 SHOW_FIRST = 5
+DUPLICATES_FIX = "remove the repeated rows, or pass --allow-duplicates to keep every row (each counts as a clip)"
+
+# What ``load_task(allow_duplicates=None)`` does: False unless a command runs under ``reading(allow_duplicates=True)``
+# (the ``--allow-duplicates`` option, evaluation.cli_options).
+ALLOW_DUPLICATES: contextvars.ContextVar[bool] = contextvars.ContextVar("allow_duplicates", default=False)
+
+
+@contextmanager
+def reading(allow_duplicates: bool) -> Iterator[None]:
+    """Within this block, ``load_task`` calls that do not say otherwise use ``allow_duplicates``."""
+    token = ALLOW_DUPLICATES.set(bool(allow_duplicates))
+    try:
+        yield
+    finally:
+        ALLOW_DUPLICATES.reset(token)
+
+
+def shown(items: list[str]) -> str:
+    """The first few items, then how many more."""
+    more = f" and {len(items) - SHOW_FIRST} more" if len(items) > SHOW_FIRST else ""
+    return ", ".join(items[:SHOW_FIRST]) + more
+
+
+def relative(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` where it lies below it, else in full."""
+    try:
+        return Path(path).relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def check_rows(task: str, source: str, paths: list[Path], labels: list[tuple[str, ...]], rows: list[str], *,
+               multilabel: bool, allow_duplicates: bool, fix: str) -> None:
+    """Refuse listed rows that cannot make a task, naming the rows (``rows[i]`` says where ``paths[i]`` is listed,
+    e.g. ``meta.csv:7``):
+
+    - no row at all (a header and nothing below it);
+    - a blank label: a single-label row without one, or an empty name among a row's labels (a multi-label row
+      may have no labels at all, meaning none of the classes, but not every row);
+    - a file listed more than once, unless ``allow_duplicates`` (then every row counts, as listed).
+    """
+    if not paths:
+        raise DatasetError(f"{source}: no rows are listed (nothing below the header); {fix}")
+    blank = [where for where, labs in zip(rows, labels)
+             if any(not label.strip() for label in labs) or (not multilabel and not labs)]
+    if blank:
+        raise DatasetError(f"{task}: blank label in {len(blank)} of {len(paths)} rows ({shown(blank)}); "
+                           f"give every row its label ({source})")
+    if multilabel and not any(labels):
+        raise DatasetError(f"{task}: every one of the {len(paths)} rows has no label ({shown(rows)}); "
+                           f"give the rows their labels ({source})")
+    if allow_duplicates:
+        return
+    where: dict[Path, list[str]] = defaultdict(list)
+    for path, row in zip(paths, rows):
+        where[Path(os.path.normpath(path))].append(row)
+    base = Path(source) if Path(source).is_dir() else Path(source).parent
+    repeated = [f"{relative(path, base)} at {' and '.join(rs)}" for path, rs in where.items() if len(rs) > 1]
+    if repeated:
+        raise DatasetError(f"{task}: {len(repeated)} file(s) listed more than once ({shown(repeated)}); "
+                           f"{DUPLICATES_FIX} ({source})")
+
+
+def line_numbers(path: Path, n_rows: int, comment: str | None = None) -> list[str]:
+    """``<file>:<line>`` of each data row of a CSV with one header line (blank lines, and with ``comment`` lines
+    starting with it, skipped as pandas does); ``<file> row <i>`` where that count does not match (quoted line
+    breaks)."""
+    with open(path, encoding="utf-8") as f:
+        numbers = [n for n, line in enumerate(f, 1)
+                   if (line.split(comment, 1)[0] if comment else line).strip()]
+    if len(numbers) == n_rows + 1:
+        return [f"{path.name}:{n}" for n in numbers[1:]]
+    return [f"{path.name} row {i}" for i in range(1, n_rows + 1)]
 
 
 def require(path: Path, what: str, get: str) -> Path:
@@ -37,10 +116,10 @@ def split_missing(task: str, paths: list[Path], skip_missing: bool, get: str) ->
     return present, missing
 
 
-def read_lines(path: Path) -> list[str]:
-    """Non-empty, stripped lines of a text file."""
+def numbered_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, stripped line) of the non-empty lines of a text file."""
     with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+        return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
 
 
 def vocabulary(clips, folds: list[str] | None) -> list[str]:
@@ -61,11 +140,15 @@ def check_vocabulary(task: str, clips, classes: list[str], multilabel: bool, sou
 
 
 def fixed_split_task(task: str, paths: list[Path], labels: list[str], splits: list[str], skip_missing: bool,
-                     get: str, unit_sec: float, root: Path, split_source: Path,
-                     meta_files: list[Path] | None = None) -> TaskData:
+                     get: str, unit_sec: float, root: Path, split_source: Path, rows: list[str] | None = None,
+                     allow_duplicates: bool = False, meta_files: list[Path] | None = None) -> TaskData:
     """A single-label accuracy task with fixed train/valid/test splits, from parallel lists of files, labels and
-    splits: absent files are reported (or skipped), the vocabulary comes from train and is checked against the
-    splits read from ``split_source``."""
+    splits (``rows``: where each is listed, for messages): the rows are checked (:func:`check_rows`), absent files
+    are reported (or skipped), the vocabulary comes from train and is checked against the splits read from
+    ``split_source``."""
+    check_rows(task, str(split_source), paths, [(label,) for label in labels],
+               rows if rows is not None else [str(p) for p in paths], multilabel=False,
+               allow_duplicates=allow_duplicates, fix=get)
     present, missing = split_missing(task, paths, skip_missing, get)
     clips = [Clip(p, (label,), split) for p, label, split, ok in zip(paths, labels, splits, present) if ok]
     classes = vocabulary(clips, None)

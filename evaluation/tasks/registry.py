@@ -1,7 +1,8 @@
 """Resolve a task name or a generic source (``csv:``/``hear:``) to a :class:`TaskData`.
 
-Each dataset reader lives in its own module and exposes ``read(root, skip_missing=False, **kw) -> TaskData``
-plus ``FOLDER`` (its folder name under the data root) and ``GET`` (where users download it).
+Each dataset reader lives in its own module and exposes
+``read(root, skip_missing=False, allow_duplicates=False, **kw) -> TaskData`` plus ``FOLDER`` (its folder name under
+the data root) and ``GET`` (where users download it).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 
 from evaluation.tasks.base import DatasetError, TaskData
+from evaluation.tasks.layout import ALLOW_DUPLICATES
 
 # task name -> (module, reader keyword arguments)
 READERS = {
@@ -44,21 +46,27 @@ def task_folder(name: str, data_root: str | Path | None = None) -> Path:
 
 
 def load_task(name: str, data_root: str | Path | None = None, path: str | Path | None = None,
-              skip_missing: bool = False) -> TaskData:
+              skip_missing: bool = False, allow_duplicates: bool | None = None) -> TaskData:
     """Read a task from its original download layout.
 
     name: a task name (``us8k``, ``vc1``, ``gtzan``, ``gtzan_hear10fold``, ``spcv2``, ``as20k``) or a generic
     source ``csv:/path/meta.csv`` / ``hear:/path/to/task_folder``.
     data_root: folder holding the datasets (default ``$M2D_DATA`` or ``./data``); path: the dataset folder itself
     (overrides ``data_root``). skip_missing: drop listed files that are absent instead of stopping.
+    allow_duplicates: keep a file listed more than once as that many clips instead of stopping (default: as the
+    enclosing ``evaluation.tasks.layout.reading`` block says, i.e. the command's ``--allow-duplicates``, else no).
+    Every reader refuses a list with no rows and rows with a blank label (``evaluation.tasks.layout.check_rows``).
     """
+    if allow_duplicates is None:
+        allow_duplicates = ALLOW_DUPLICATES.get()
+    options = {"skip_missing": skip_missing, "allow_duplicates": allow_duplicates}
     if name.startswith("csv:"):
         from evaluation.tasks import csv_source
-        return csv_source.read(Path(name[4:]), skip_missing=skip_missing)
+        return csv_source.read(Path(name[4:]), **options)
     if name.startswith("hear:"):
         from evaluation.tasks import hear_source
-        return hear_source.read(Path(name[5:]), skip_missing=skip_missing)
+        return hear_source.read(Path(name[5:]), **options)
     module = reader_module(name)
     kwargs = READERS[name][1]
     folder = Path(path) if path is not None else task_folder(name, data_root)
-    return module.read(folder, skip_missing=skip_missing, **kwargs)
+    return module.read(folder, **options, **kwargs)

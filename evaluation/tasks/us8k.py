@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.tasks.base import Clip, DatasetError, TaskData
-from evaluation.tasks.layout import require, require_dir, split_missing, vocabulary
+from evaluation.tasks.layout import check_rows, line_numbers, require, require_dir, shown, split_missing, vocabulary
 
 FOLDER = "UrbanSound8K"
 GET = "download UrbanSound8K.tar.gz from https://urbansounddataset.weebly.com/urbansound8k.html and unpack it"
@@ -17,19 +17,25 @@ UNIT_SEC = 4.0
 COLUMNS = ("slice_file_name", "fold", "class")
 
 
-def read(root: Path, skip_missing: bool = False) -> TaskData:
+def read(root: Path, skip_missing: bool = False, allow_duplicates: bool = False) -> TaskData:
     root = Path(root).resolve()
     require_dir(root, "UrbanSound8K", GET)
     meta = require(root / "metadata" / "UrbanSound8K.csv", "metadata CSV", GET)
     require_dir(root / "audio", "audio", GET)
-    table = pd.read_csv(meta)
+    table = pd.read_csv(meta, dtype=str, keep_default_na=False)  # a blank class stays blank, not the label 'nan'
     absent = [c for c in COLUMNS if c not in table.columns]
     if absent:
         raise DatasetError(f"{meta}: columns {absent} missing (expected the official UrbanSound8K.csv); {GET}")
-    paths = [root / "audio" / f"fold{int(f)}" / name for name, f in zip(table.slice_file_name, table.fold)]
+    rows = line_numbers(meta, len(table))
+    bad = [where for where, f in zip(rows, table.fold) if not f.strip().isdigit()]
+    if bad:
+        raise DatasetError(f"{meta}: the fold is not a number in {len(bad)} rows ({shown(bad)}); {GET}")
+    folds_of = [f"fold{int(f)}" for f in table.fold]
+    paths = [root / "audio" / fold / name for name, fold in zip(table.slice_file_name, folds_of)]
+    labels = [(label.strip(),) for label in table["class"]]
+    check_rows("us8k", str(meta), paths, labels, rows, multilabel=False, allow_duplicates=allow_duplicates, fix=GET)
     present, missing = split_missing("us8k", paths, skip_missing, GET)
-    clips = [Clip(p, (str(label),), f"fold{int(f)}")
-             for p, label, f, ok in zip(paths, table["class"], table.fold, present) if ok]
+    clips = [Clip(p, label, fold) for p, label, fold, ok in zip(paths, labels, folds_of, present) if ok]
     folds = [f"fold{n}" for n in sorted({int(c.split[4:]) for c in clips})]
     if len(folds) < 2:
         raise DatasetError(f"{meta}: leave-one-fold-out needs at least 2 folds with audio, found {folds}")

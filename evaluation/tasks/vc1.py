@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaluation.tasks.base import DatasetError, TaskData
-from evaluation.tasks.layout import fixed_split_task, read_lines, require, require_dir
+from evaluation.tasks.layout import fixed_split_task, numbered_lines, require, require_dir
 
 FOLDER = "VoxCeleb1"
 GET = ("get the VoxCeleb1 dev+test wav zips from https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html "
@@ -18,13 +18,13 @@ UNIT_SEC = 8.2
 SPLIT_CODES = {"1": "train", "2": "valid", "3": "test"}
 
 
-def read(root: Path, skip_missing: bool = False) -> TaskData:
+def read(root: Path, skip_missing: bool = False, allow_duplicates: bool = False) -> TaskData:
     root = Path(root).resolve()
     require_dir(root, "VoxCeleb1", GET)
     split_file = require(root / "iden_split.txt", "identification split list", GET)
     require_dir(root / "wav", "wav", GET)
-    paths, labels, splits = [], [], []
-    for n, line in enumerate(read_lines(split_file), 1):
+    paths, labels, splits, rows = [], [], [], []
+    for n, line in numbered_lines(split_file):
         parts = line.split()
         if len(parts) != 2 or parts[0] not in SPLIT_CODES or parts[1].count("/") != 2:
             raise DatasetError(f"{split_file}:{n}: expected '<1|2|3> idXXXXX/<video>/<n>.wav', got {line!r}; "
@@ -32,5 +32,6 @@ def read(root: Path, skip_missing: bool = False) -> TaskData:
         paths.append(root / "wav" / parts[1])
         labels.append(parts[1].split("/")[0])
         splits.append(SPLIT_CODES[parts[0]])
-    return fixed_split_task("vc1", paths, labels, splits, skip_missing, GET, UNIT_SEC, root, split_file,
-                            meta_files=[split_file])
+        rows.append(f"{split_file.name}:{n}")
+    return fixed_split_task("vc1", paths, labels, splits, skip_missing, GET, UNIT_SEC, root, split_file, rows,
+                            allow_duplicates, meta_files=[split_file])
