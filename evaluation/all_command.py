@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from evaluation.cli_errors import one_line_errors
 from evaluation.cli_options import allow_duplicates_option, trust_checkpoint_option
 from evaluation.linear_command import common_options, report
 from evaluation.linear_eval import evaluate_linear
@@ -85,47 +84,46 @@ def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, m
     model beside a randomly initialised encoder of the same shape.
     """
     start = time.time()
-    with one_line_errors():
-        weights = weights or default_weights()
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: weight file not found")
-        names, kind = choose_tasks(task_names, benchmark, data_root, mini_dir, mini_scale)
-        all_weights = [weights]
-        if baseline or (baseline is None and kind == "mini"):
-            from evaluation.baselines import random_init_twin
+    weights = weights or default_weights()
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: weight file not found")
+    names, kind = choose_tasks(task_names, benchmark, data_root, mini_dir, mini_scale)
+    all_weights = [weights]
+    if baseline or (baseline is None and kind == "mini"):
+        from evaluation.baselines import random_init_twin
 
-            all_weights.append(random_init_twin(weights, Path(out) / "baselines", trust_checkpoint=trust_checkpoint))
-        hook = None if no_finetune else finetune_hook()
-        if not no_finetune and hook is None:
-            click.echo(f"fine-tuning skipped: {FINETUNE_HOOK} is not available")
-        finetune_options, probe_params = {}, {"max_epochs": max_epochs}
-        if kind == "mini":
-            from evaluation.mini.suite import MINI_FINETUNE, MINI_FINETUNE_SEEDS, MINI_PROBE
+        all_weights.append(random_init_twin(weights, Path(out) / "baselines", trust_checkpoint=trust_checkpoint))
+    hook = None if no_finetune else finetune_hook()
+    if not no_finetune and hook is None:
+        click.echo(f"fine-tuning skipped: {FINETUNE_HOOK} is not available")
+    finetune_options, probe_params = {}, {"max_epochs": max_epochs}
+    if kind == "mini":
+        from evaluation.mini.suite import MINI_FINETUNE, MINI_FINETUNE_SEEDS, MINI_PROBE
 
-            probe_params.update(MINI_PROBE)
+        probe_params.update(MINI_PROBE)
 
-            # short clips decode in microseconds; worker start-up per epoch would dominate the run
-            finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0}
-        if trust_checkpoint:   # a TrainOptions field, passed only when set
-            finetune_options["trust_checkpoint"] = True
-        import m2d_hear
+        # short clips decode in microseconds; worker start-up per epoch would dominate the run
+        finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0}
+    if trust_checkpoint:   # a TrainOptions field, passed only when set
+        finetune_options["trust_checkpoint"] = True
+    import m2d_hear
 
-        records = []
-        for weight_file in all_weights:
-            model = m2d_hear.load_m2d(weight_file, trust_checkpoint=trust_checkpoint)
-            for name in names:
-                task = load_task(name, data_root=data_root, skip_missing=skip_missing)
-                click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
-                                             if task.missing else ""))
-                records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
-                                               device=device, batch_size=batch_size, num_workers=workers,
-                                               probe_params=probe_params))
-                if hook is not None and (weight_file == weights or finetune_baseline):
-                    rounds = {"rounds": [task.rounds()[0].name]} if kind == "mini" else {}  # the first round only
-                    hook(task, weight_file, out, device=None if device == "auto" else device, **finetune_options,
-                         **rounds)
-        records = [r for r in records if r]
-        tables = write_tables(out, paper_models=paper_models) if records else []
+    records = []
+    for weight_file in all_weights:
+        model = m2d_hear.load_m2d(weight_file, trust_checkpoint=trust_checkpoint)
+        for name in names:
+            task = load_task(name, data_root=data_root, skip_missing=skip_missing)
+            click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
+                                         if task.missing else ""))
+            records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
+                                           device=device, batch_size=batch_size, num_workers=workers,
+                                           probe_params=probe_params))
+            if hook is not None and (weight_file == weights or finetune_baseline):
+                rounds = {"rounds": [task.rounds()[0].name]} if kind == "mini" else {}  # the first round only
+                hook(task, weight_file, out, device=None if device == "auto" else device, **finetune_options,
+                     **rounds)
+    records = [r for r in records if r]
+    tables = write_tables(out, paper_models=paper_models) if records else []
     if records:   # under torchrun only rank 0 has results to report
         report(out, records, tables)
         click.echo(f"m2d-eval all: {len(records)} task runs in {time.time() - start:.0f} s")

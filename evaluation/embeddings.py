@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from evaluation.tasks.base import Clip, TaskData
 from m2d_hear.audio import AudioError, fit_length, read_audio
+from m2d_hear.errors import InputError
 from m2d_hear.fileio import atomic_path, save_npy, sha256_file, write_text
 
 CACHE_VERSION = 2   # bump when the embedding procedure or the cache key changes (2: keyed by the task identity)
@@ -240,7 +241,7 @@ def _extract_shards(model, task, entries, shards, shard_path, shard_size, crop, 
             emb = model.scene_embeddings(waves).float().cpu().numpy()
             if not np.isfinite(emb).all():
                 bad = [str(entries[r][0].path) for (r, _, _), e in zip(batch, emb) if not np.isfinite(e).all()]
-                raise ValueError(f"non-finite embeddings for {bad[:3]}; check the weights file")
+                raise InputError(f"non-finite embeddings for {bad[:3]}; check the weights file")
             for (row, _, _), e in zip(batch, emb):
                 s = row // shard_size
                 pending[s][row] = e

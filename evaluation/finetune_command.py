@@ -64,39 +64,37 @@ def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_mi
              dur_frames, freeze_embed, no_valid, resume, device, workers, precision, eval_batch_size, config_name,
              no_progress):
     """Fine-tune WEIGHTS on TASK (EVAR protocol, the papers' per-task recipe); appends to OUT/scores.csv."""
-    from m2d_hear.audio import AudioError
-    from m2d_hear.checkpoint import CheckpointError
-    from m2d_hear.config import ConfigNameError
-
-    from evaluation.finetune import DEFAULT_SEEDS, RECIPES, FinetuneError, TrainOptions, recipe_for, run_finetune
+    from evaluation.finetune import (
+        DEFAULT_SEEDS,
+        RECIPES,
+        TrainOptions,
+        recipe_for,
+        run_finetune,
+    )
     from evaluation.finetune.distributed import setup
-    from evaluation.tasks import DatasetError, load_task
+    from evaluation.tasks import load_task
 
-    try:
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: weight file not found; check the path (weights are never downloaded)")
-        if recipe_name is not None and recipe_name not in RECIPES:
-            raise click.BadParameter(f"{recipe_name!r}; use one of {', '.join(_recipe_names())}", param_hint="--recipe")
-        task = load_task(task_name, data_root=data_root, path=task_path, skip_missing=skip_missing)
-        recipe = RECIPES[recipe_name] if recipe_name else recipe_for(task.name)
-        recipe = recipe.override(optimizer=optimizer, lr=lr, epochs=epochs, warmup_epochs=warmup_epochs,
-                                 batch_size=batch_size, mixup=mixup, freq_mask=freq_mask, time_mask=time_mask,
-                                 rrc=rrc, token_mask=token_mask, token_mask_variant=token_mask_variant,
-                                 dur_frames=dur_frames, freeze_embed=freeze_embed)
-        opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device, num_workers=workers,
-                            precision=precision, eval_batch_size=eval_batch_size, config=config_name,
-                            progress=not no_progress, trust_checkpoint=trust_checkpoint)
-        info = setup(opts.device)
-        if info.is_main:
-            click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
-                                         if task.missing else ""))
-            click.echo(recipe.describe())
-        summary = run_finetune(task, weights, out / "finetune", recipe=recipe, seeds=seeds or DEFAULT_SEEDS,
-                               opts=opts, resume=resume, scores_dir=out, rounds=list(folds) or None, info=info)
-    except (FinetuneError, DatasetError, AudioError, CheckpointError, ConfigNameError, FileNotFoundError,
-            ValueError) as err:
-        message = str(err).strip().splitlines()
-        raise click.ClickException(message[0] if message else type(err).__name__) from None
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: weight file not found; check the path, or give a released name "
+                                "(m2d-eval weights list)")
+    if recipe_name is not None and recipe_name not in RECIPES:
+        raise click.BadParameter(f"{recipe_name!r}; use one of {', '.join(_recipe_names())}", param_hint="--recipe")
+    task = load_task(task_name, data_root=data_root, path=task_path, skip_missing=skip_missing)
+    recipe = RECIPES[recipe_name] if recipe_name else recipe_for(task.name)
+    recipe = recipe.override(optimizer=optimizer, lr=lr, epochs=epochs, warmup_epochs=warmup_epochs,
+                             batch_size=batch_size, mixup=mixup, freq_mask=freq_mask, time_mask=time_mask,
+                             rrc=rrc, token_mask=token_mask, token_mask_variant=token_mask_variant,
+                             dur_frames=dur_frames, freeze_embed=freeze_embed)
+    opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device, num_workers=workers,
+                        precision=precision, eval_batch_size=eval_batch_size, config=config_name,
+                        progress=not no_progress, trust_checkpoint=trust_checkpoint)
+    info = setup(opts.device)
+    if info.is_main:
+        click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
+                                     if task.missing else ""))
+        click.echo(recipe.describe())
+    summary = run_finetune(task, weights, out / "finetune", recipe=recipe, seeds=seeds or DEFAULT_SEEDS,
+                           opts=opts, resume=resume, scores_dir=out, rounds=list(folds) or None, info=info)
     if info.is_main:
         click.echo(summary.line())
         from evaluation.finetune.runner import task_dir

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-from evaluation.cli_errors import one_line_errors
 from evaluation.cli_options import task_source_options
 from evaluation.linear_eval import DEFAULT_SEEDS, evaluate_linear
 from evaluation.tables import DEFAULT_PAPER_MODELS, write_tables
@@ -57,15 +56,14 @@ def common_options(f):
 def linear(task_name, weights, trust_checkpoint, task_path, out, seeds, data_root, skip_missing, cache, device,
            batch_size, workers, max_epochs, paper_models):
     """Linear evaluation (EVAR protocol) of WEIGHTS on one task; appends to OUT/scores.csv and rebuilds tables."""
-    with one_line_errors():
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: weight file not found")
-        task = load_task(task_name, data_root=data_root, path=task_path, skip_missing=skip_missing)
-        click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]" if task.missing else ""))
-        record = evaluate_linear(task, weights, out, seeds=seeds, cache_root=cache, device=device,
-                                 batch_size=batch_size, num_workers=workers,
-                                 probe_params={"max_epochs": max_epochs}, trust_checkpoint=trust_checkpoint)
-        tables = write_tables(out, paper_models=paper_models) if record else []
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: weight file not found")
+    task = load_task(task_name, data_root=data_root, path=task_path, skip_missing=skip_missing)
+    click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]" if task.missing else ""))
+    record = evaluate_linear(task, weights, out, seeds=seeds, cache_root=cache, device=device,
+                             batch_size=batch_size, num_workers=workers,
+                             probe_params={"max_epochs": max_epochs}, trust_checkpoint=trust_checkpoint)
+    tables = write_tables(out, paper_models=paper_models) if record else []
     if record:   # under torchrun only rank 0 reports
         report(out, [record], tables)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from m2d_hear.errors import InputError
 from m2d_hear.fileio import locked, write_csv
 
 SCORES_FILE = "scores.csv"
@@ -70,7 +71,7 @@ def read_scores(folder: str | Path) -> pd.DataFrame:
     df = pd.read_csv(path, dtype={c: str for c in STR_COLUMNS})
     missing = [c for c in ("weights", "task", "protocol", "seed", "fold", "metric", "score") if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: columns {missing} missing; not a scores.csv written by m2d-eval")
+        raise InputError(f"{path}: columns {missing} missing; not a scores.csv written by m2d-eval")
     for column in IDENTITY:
         df[column] = df[column].fillna("") if column in df.columns else ""
     return df

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-from evaluation.cli_errors import one_line_errors
 from evaluation.tables import DEFAULT_PAPER_MODELS, write_tables
 
 
@@ -18,8 +17,7 @@ from evaluation.tables import DEFAULT_PAPER_MODELS, write_tables
 @click.option("--no-plot", is_flag=True, help="skip the bar chart")
 def table(results_dir, paper_models, reference, no_plot):
     """Write RESULTS_DIR/tables/<protocol>.{md,csv,tex,png} from RESULTS_DIR/scores.csv."""
-    with one_line_errors():
-        written = write_tables(results_dir, reference=reference, paper_models=paper_models, plot=not no_plot)
+    written = write_tables(results_dir, reference=reference, paper_models=paper_models, plot=not no_plot)
     for path in written:
         if path.suffix == ".md":
             click.echo(path.read_text())

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from .default import default_weight_file
+from .errors import InputError
 from .runtime import M2D, load_m2d
-
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -42,7 +42,7 @@ def load_model(model_file_path: str = "", config: str | None = None, timestamp_h
             pass it as a model option, e.g. ``--model-options '{"trust_checkpoint": true}'``.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        raise InputError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     path = Path(model_file_path) if model_file_path else default_weight_file()
     model = load_m2d(path, config=config, trust_checkpoint=trust_checkpoint, **kwargs)
     model.timestamp_hop_ms = timestamp_hop_ms

@@ -24,6 +24,7 @@ from .audio import check_waveform
 from .checkpoint import Checkpoint, build_encoder_from, read_checkpoint
 from .clap import projector_from_state
 from .config import ModelConfig
+from .errors import InputError
 from .frontend import FRONT_ENDS, LogMelSpectrogram
 from .vit import ViTEncoder
 
@@ -150,7 +151,7 @@ class M2D(nn.Module):
         patch_t = self.config.patch_size[1]
         n_shifts = max(1, math.ceil(self.config.frame_ms / hop_ms))
         if patch_t % n_shifts:
-            raise ValueError(f"a {hop_ms} ms hop needs {n_shifts} shifts, which do not divide the patch width "
+            raise InputError(f"a {hop_ms} ms hop needs {n_shifts} shifts, which do not divide the patch width "
                              f"{patch_t} frames; choose a hop of frame_ms / k with k dividing {patch_t}")
         step = patch_t // n_shifts
         lms = self.to_normalized_lms(audio)
@@ -180,7 +181,7 @@ class M2D(nn.Module):
     def clap_audio_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
         """M2D-CLAP audio embeddings (needs a CLAP checkpoint with ``audio_proj``)."""
         if self.audio_proj is None:
-            raise ValueError("this checkpoint has no audio_proj: it is not an M2D-CLAP model")
+            raise InputError("this checkpoint has no audio_proj: it is not an M2D-CLAP model")
         x = self.encode(audio)
         # Both projectors pool over the set of tokens (no positions), so token order does not matter and the
         # frequency-stacked frames can be viewed as tokens.

@@ -7,6 +7,7 @@ import torch
 import torch.distributed as dist
 
 from m2d_hear.distributed import DistEnv
+from m2d_hear.errors import InputError
 
 
 def launched_by_torchrun() -> bool:
@@ -20,7 +21,7 @@ def pick_device(device: str | None, local_rank: int) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+            raise InputError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
         if dev.index is None:
             dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)

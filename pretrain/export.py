@@ -45,8 +45,5 @@ def export_encoder(checkpoint: Path, out: Path | None = None, fp16: bool = False
               "the exported file loads without it")
 def export(checkpoint: Path, out: Path | None, fp16: bool, config: str | None, trust_checkpoint: bool):
     """Write the encoder of CHECKPOINT (RUN/<name>/checkpoint-N.pth) as an encoder-only weight file."""
-    try:
-        path = export_encoder(checkpoint, out, fp16, config, trust_checkpoint)
-    except CheckpointError as err:
-        raise click.ClickException(str(err)) from None
+    path = export_encoder(checkpoint, out, fp16, config, trust_checkpoint)
     click.echo(str(path))

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from m2d_hear.errors import InputError
 from m2d_hear.pos_embed import sincos_2d
 from m2d_hear.vit import VIT_SIZES, Block, LayerNorm, ViTEncoder, init_mae_weights
 
@@ -39,7 +40,7 @@ def split_tokens(noise: torch.Tensor, mask_ratio: float) -> tuple[torch.Tensor, 
     n_tokens = noise.shape[1]
     n_keep = int(n_tokens * (1 - mask_ratio))
     if not 0 < n_keep < n_tokens:
-        raise ValueError(f"mask ratio {mask_ratio} leaves {n_keep} of {n_tokens} patches visible; "
+        raise InputError(f"mask ratio {mask_ratio} leaves {n_keep} of {n_tokens} patches visible; "
                          "it must leave at least one visible and one masked patch")
     order = torch.argsort(noise, dim=1)
     return order[:, :n_keep], order[:, n_keep:]
@@ -167,14 +168,14 @@ def build_pretrain_model(model: str, input_size, patch_size, decoder_dim=512, de
     width uses 64-d heads, which is what ``m2d_hear`` assumes when it loads a width that the name does not give)."""
     size_name = model.rsplit("_", 1)[-1]
     if not model.startswith("m2d_vit_") or size_name not in VIT_SIZES:
-        raise ValueError(f"unknown model {model!r}; use one of {', '.join('m2d_vit_' + s for s in VIT_SIZES)}")
+        raise InputError(f"unknown model {model!r}; use one of {', '.join('m2d_vit_' + s for s in VIT_SIZES)}")
     size = VIT_SIZES[size_name]
     heads = size.num_heads
     if embed_dim and embed_dim != size.embed_dim:
         if embed_dim % 64:
-            raise ValueError(f"--embed-dim {embed_dim} must be a multiple of 64 (heads of 64 dimensions)")
+            raise InputError(f"--embed-dim {embed_dim} must be a multiple of 64 (heads of 64 dimensions)")
         heads = embed_dim // 64
     if decoder_dim % decoder_heads:
-        raise ValueError(f"--decoder-dim {decoder_dim} is not divisible by --decoder-heads {decoder_heads}")
+        raise InputError(f"--decoder-dim {decoder_dim} is not divisible by --decoder-heads {decoder_heads}")
     return M2DPretrainModel(tuple(input_size), tuple(patch_size), embed_dim or size.embed_dim, depth or size.depth,
                             heads, size.mlp_ratio, decoder_dim, decoder_depth, decoder_heads, mask_ratio, norm_stats)

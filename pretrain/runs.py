@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from m2d_hear.config import ModelConfig
+from m2d_hear.errors import InputError
 
 from .checkpointing import checkpoints_in
 
@@ -17,7 +18,7 @@ def ratio_token(mask_ratio: float) -> str:
     """0.7 -> '7', 0.75 -> '75', 0.6 -> '6' (the digits after the decimal point)."""
     text = f"{mask_ratio:.4f}".rstrip("0")
     if not text.startswith("0."):
-        raise ValueError(f"mask ratio must be in (0, 1), got {mask_ratio}")
+        raise InputError(f"mask ratio must be in (0, 1), got {mask_ratio}")
     return text[2:]
 
 

@@ -121,15 +121,12 @@ def train(ctx: click.Context, **options):
       m2d-pretrain train --data data/lms --out runs --resume-fallback    # ... past a damaged checkpoint-last.pth
       torchrun --nproc_per_node 4 -m pretrain.cli train --data data/lms --out runs --batch-size 512
     """
-    from .trainer import TrainingError, train as run_training
+    from .trainer import train as run_training
 
     args = namespace(options)
     defaulted = sorted(name for name in RUN_OPTIONS
                        if ctx.get_parameter_source(name) in (click.core.ParameterSource.DEFAULT, None))
-    try:
-        run_training(args, defaulted if args.resume else ())
-    except TrainingError as err:
-        raise click.ClickException(str(err)) from None
+    run_training(args, defaulted if args.resume else ())
 
 
 def namespace(options: dict) -> argparse.Namespace:

@@ -29,20 +29,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from m2d_hear.errors import InputError
 from m2d_hear.fileio import write_text
 
 from . import distributed as D
-from .checkpointing import LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint, \
-    set_rng_state
+from .checkpointing import (LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint,
+    set_rng_state)
 from .data import BatchOrder, DataError, LogMelCrops, inflate, list_digest, mask_noise, norm_stats, read_file_list
-from .model import M2DPretrainModel, build_pretrain_model
+from .model import build_pretrain_model
 from .runs import find_run, run_name
 from .schedules import absolute_lr, build_optimizer, ema_decay, learning_rate
 
 LOG_FILE = "log.jsonl"
 
 
-class TrainingError(RuntimeError):
+class TrainingError(InputError):
     """A run that cannot start or continue (bad options, diverged loss, nothing to resume)."""
 
 
@@ -416,7 +417,7 @@ def train(args: argparse.Namespace, defaulted=()) -> Path:
         trainer = Trainer(args, env, defaulted)
         trainer.setup()
         return trainer.run()
-    except (DataError, ValueError) as err:
+    except DataError as err:
         # a DataLoader worker's error arrives with its traceback in the message: keep the error's own last line
         lines = [line for line in str(err).splitlines() if line.strip()]
         message = lines[-1] if len(lines) > 1 else str(err)

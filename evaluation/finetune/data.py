@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from m2d_hear.audio import fit_length, read_audio
-
 from evaluation.tasks.base import Clip, DatasetError
+from m2d_hear.audio import fit_length, read_audio
+from m2d_hear.errors import InputError
 
 
 def label_matrix(clips: Sequence[Clip], classes: Sequence[str], multilabel: bool, split: str) -> np.ndarray:
@@ -82,7 +82,7 @@ class TrainBatches:
     def __init__(self, n: int, global_batch: int, seed: int, rank: int = 0, world: int = 1,
                  weights: np.ndarray | None = None, epoch_samples: int | None = None):
         if global_batch % world:
-            raise ValueError(f"batch size {global_batch} is not divisible by {world} processes")
+            raise InputError(f"batch size {global_batch} is not divisible by {world} processes")
         self.n, self.global_batch, self.seed = n, global_batch, seed
         self.rank, self.world = rank, world
         self.weights = weights

@@ -7,6 +7,7 @@ import torch
 import torch.distributed as dist
 
 from m2d_hear.distributed import DistEnv
+from m2d_hear.errors import InputError
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -14,7 +15,7 @@ def pick_device(device: str | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
+        raise InputError(f"--device {device}: no CUDA device is available here; use --device cpu")
     return dev
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from m2d_hear.errors import InputError
+
 OPTIMIZERS = ("sgd", "adamw", "lars")
 LR_MIN = 1e-7
 
@@ -40,7 +42,7 @@ def build_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
         from timm.optim import Lars
 
         return Lars(params, lr=lr, momentum=0.9, weight_decay=0.0)
-    raise ValueError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+    raise InputError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
 @dataclass(frozen=True)

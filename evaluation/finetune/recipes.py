@@ -11,6 +11,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from m2d_hear.errors import InputError
+
 from .optim import OPTIMIZERS
 
 SOURCES = ("published", "ours", "evar-defaults")
@@ -42,13 +44,13 @@ class Recipe:
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"recipe {self.name}: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            raise InputError(f"recipe {self.name}: optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.source not in SOURCES:
-            raise ValueError(f"recipe {self.name}: source must be one of {SOURCES}")
+            raise InputError(f"recipe {self.name}: source must be one of {SOURCES}")
         if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
-            raise ValueError(f"recipe {self.name}: need epochs >= 1, batch_size >= 2 and lr > 0")
+            raise InputError(f"recipe {self.name}: need epochs >= 1, batch_size >= 2 and lr > 0")
         if not 0 <= self.token_mask < 1:
-            raise ValueError(f"recipe {self.name}: token_mask must be in [0, 1), got {self.token_mask}")
+            raise InputError(f"recipe {self.name}: token_mask must be in [0, 1), got {self.token_mask}")
 
     def override(self, **changes) -> "Recipe":
         """A copy with the given (non-None) fields changed; a changed published (or EVAR-default) recipe becomes
@@ -56,7 +58,7 @@ class Recipe:
         changes = {k: v for k, v in changes.items() if v is not None}
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
-            raise ValueError(f"unknown recipe fields: {', '.join(sorted(unknown))}")
+            raise InputError(f"unknown recipe fields: {', '.join(sorted(unknown))}")
         if not changes:
             return self
         new = replace(self, **changes)

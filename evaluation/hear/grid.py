@@ -17,6 +17,8 @@ import random
 
 import torch
 
+from m2d_hear.errors import InputError
+
 PARAM_GRID: dict[str, list] = {
     "hidden_layers": [1, 2],
     "hidden_dim": [1024],
@@ -50,7 +52,7 @@ SEED = 42
 def task_grid(grid: str, metadata: dict) -> dict[str, list]:
     """The named grid with the task's overrides applied."""
     if grid not in GRIDS:
-        raise ValueError(f"unknown grid {grid!r}; choose one of {', '.join(GRIDS)}")
+        raise InputError(f"unknown grid {grid!r}; choose one of {', '.join(GRIDS)}")
     final = copy.copy(GRIDS[grid])
     final.update(TASK_SPECIFIC_PARAM_GRID.get(metadata.get("task_name"), {}))
     final.update((metadata.get("evaluation_params") or {}).get("task_specific_param_grid", {}))

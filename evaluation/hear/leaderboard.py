@@ -114,10 +114,7 @@ def hear_leaderboard(emb_dirs, model_name, url, date, out):
     folders, or folders holding them)."""
     from .predict import task_folders
 
-    try:
-        cells = collect(task_folders(emb_dirs), echo=click.echo)
-    except HearTaskError as err:
-        raise click.ClickException(str(err)) from None
+    cells = collect(task_folders(emb_dirs), echo=click.echo)
     if not cells:
         raise click.ClickException("no HEAR leaderboard task among the folders given; nothing to write")
     row = leaderboard_row(cells, model_name, url, date or _dt.date.today().isoformat())

@@ -231,26 +231,23 @@ def hear_predict(emb_dirs, grid, grid_points, gpus, in_memory, progress):
     """Train and test the HEAR downstream predictor on embedding task folders (EMB_DIRS: task folders, or folders
     holding them), writing test.predicted-scores.json as the eval kit does."""
     device, parsed_gpus = resolve_device(gpus)
-    try:
-        folders = task_folders(emb_dirs)
-        for folder in tqdm(folders, desc="tasks", disable=not progress or len(folders) == 1):
-            done = folder / "prediction-done.json"
-            if done.exists():
-                click.echo(f"{folder}: already predicted ({done.name} exists); skipping")
-                continue
-            start = time.time()
-            if device.startswith("cuda"):
-                torch.cuda.reset_peak_memory_stats(device)
-            result = predict_task(folder, grid, grid_points, device, in_memory, progress)
-            task = read_task(folder)
-            gpu_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.startswith("cuda") else None
-            _write_text(done, json.dumps({
-                "time": time.time() - start, "embedding_path": str(folder), "embedding_size": embedding_size(task),
-                "grid_points": grid_points, "gpus": parsed_gpus, "gpu_max_mem": gpu_mem,
-                "gpu_device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
-                "in_memory": in_memory, "deterministic": True}, indent=4))
-            key = "aggregated_scores" if "aggregated_scores" in result else next(iter(result))
-            score = result[key].get("test_score_mean", result[key].get("test_score"))
-            click.echo(f"{folder.name}: test {task.metadata['evaluation'][0]} = {score:.6f}")
-    except (HearTaskError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    folders = task_folders(emb_dirs)
+    for folder in tqdm(folders, desc="tasks", disable=not progress or len(folders) == 1):
+        done = folder / "prediction-done.json"
+        if done.exists():
+            click.echo(f"{folder}: already predicted ({done.name} exists); skipping")
+            continue
+        start = time.time()
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(device)
+        result = predict_task(folder, grid, grid_points, device, in_memory, progress)
+        task = read_task(folder)
+        gpu_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.startswith("cuda") else None
+        _write_text(done, json.dumps({
+            "time": time.time() - start, "embedding_path": str(folder), "embedding_size": embedding_size(task),
+            "grid_points": grid_points, "gpus": parsed_gpus, "gpu_max_mem": gpu_mem,
+            "gpu_device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
+            "in_memory": in_memory, "deterministic": True}, indent=4))
+        key = "aggregated_scores" if "aggregated_scores" in result else next(iter(result))
+        score = result[key].get("test_score_mean", result[key].get("test_score"))
+        click.echo(f"{folder.name}: test {task.metadata['evaluation'][0]} = {score:.6f}")

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from m2d_hear.errors import InputError
+
 from .data import EmbeddingTask, SplitData
 from .events import events_by_postprocessing, postprocessing_points
 from .metrics import Score, primary_value, score_entries
@@ -105,7 +107,7 @@ class Runner:
         self.use_scoring = task.metadata.get("use_scoring_for_early_stopping", True)
         self.postprocessing = postprocessing_points(postprocessing_grid) if task.is_event else []
         if task.is_event and not self.use_scoring and len(self.postprocessing) != 1:
-            raise ValueError(f"{task.path / 'task_metadata.json'}: without scoring for early stopping an event task "
+            raise InputError(f"{task.path / 'task_metadata.json'}: without scoring for early stopping an event task "
                              "needs exactly one post-processing point in event_postprocessing_grid")
         self.progress = progress
 
@@ -199,7 +201,7 @@ class Runner:
                 break
         bar.close()
         if best_state is None:
-            raise ValueError(f"no validation ran: max_epochs {conf['max_epochs']} < check_val_every_n_epoch {every}")
+            raise InputError(f"no validation ran: max_epochs {conf['max_epochs']} < check_val_every_n_epoch {every}")
         if self.task.is_event:
             chosen = epoch_postprocessing[monitor.best_epoch] if self.use_scoring else self.postprocessing[0]
             postprocessing = [list(p) for p in chosen]

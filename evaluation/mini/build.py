@@ -30,6 +30,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from m2d_hear.errors import InputError
+
 from . import music, speech
 from .plans import PLANNERS, SCALES, TASK_NAMES, TaskPlan, sound_packs
 from .render import render_job
@@ -40,7 +42,7 @@ PLAN_MARK = ".plan"
 INSTALL_HINT = "run `pip install -e .[mini]` and `sudo bash scripts/install_system_deps.sh`"
 
 
-class MiniBuildError(RuntimeError):
+class MiniBuildError(InputError):
     """The mini benchmark cannot be built (missing engine, failed render, unusable cache folder)."""
 
 

@@ -9,15 +9,12 @@ SCALE_HELP = "default: the benchmark (~1,700 clips); tiny: a few clips per split
 
 
 def _run(out, scale, tasks, pool, pool_only, pool_clips, pool_sec, jobs, seed):
-    from .build import MiniBuildError, build, default_cache_dir
+    from .build import build, default_cache_dir
 
     out = Path(out) if out else default_cache_dir()
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-    try:
-        report = build(out, scale=scale, tasks=names, pool=pool, pool_only=pool_only, pool_clips=pool_clips,
-                       pool_sec=pool_sec, jobs=jobs, seed=seed)
-    except MiniBuildError as err:
-        raise click.ClickException(str(err)) from None
+    report = build(out, scale=scale, tasks=names, pool=pool, pool_only=pool_only, pool_clips=pool_clips,
+                   pool_sec=pool_sec, jobs=jobs, seed=seed)
     click.echo(f"mini benchmark in {out}:")
     click.echo(report.summary())
     skipped = [r for r in report.results if r.status == "skipped"]

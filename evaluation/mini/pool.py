@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import random
 
+from m2d_hear.errors import InputError
+
 from . import music, speech
 from .plans import SCALES, TASK_NAMES, ClipPlan, TaskPlan, make_persona, sound_packs, voice_partition
 from .text import KEYWORDS, POOL_WORDS, SENTENCES
@@ -34,7 +36,7 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> Task
               "mix": 0.1 if voices and pieces else 0}
     total = sum(shares.values())
     if total == 0:
-        raise RuntimeError("no pool source is installed: pip install espeakng-loader (see scripts/"
+        raise InputError("no pool source is installed: pip install espeakng-loader (see scripts/"
                            "install_system_deps.sh for music and samples)")
     counts = {k: int(round(n_clips * v / total)) for k, v in shares.items()}
     counts["speech" if voices else next(k for k, v in shares.items() if v)] += n_clips - sum(counts.values())

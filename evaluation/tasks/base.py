@@ -68,7 +68,7 @@ class TaskData:
 
     def __post_init__(self):
         if self.metric not in METRICS:
-            raise ValueError(f"task {self.name}: metric must be one of {METRICS}, got {self.metric!r}")
+            raise DatasetError(f"task {self.name}: metric must be one of {METRICS}, got {self.metric!r}")
         if not self.classes:
             raise DatasetError(f"task {self.name}: its training clips carry no class label ({len(self.clips)} clips "
                                f"read from {self.source or 'the task'}); label them")
