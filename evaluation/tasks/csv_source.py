@@ -7,13 +7,12 @@ from a sibling ``task.json`` with the same keys (the JSON wins). ``unit_sec`` is
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from evaluation.tasks.base import SPLITS, Clip, DatasetError, TaskData
-from evaluation.tasks.layout import check_vocabulary, require, split_missing, vocabulary
+from evaluation.tasks.layout import check_vocabulary, read_json, require, split_missing, vocabulary
 
 HELP = ("a task CSV needs columns file_name,label and split (train/valid/test) or fold, and unit_sec given by a "
         "first line '# unit_sec=4.0' or a task.json beside it")
@@ -36,10 +35,7 @@ def read_settings(path: Path) -> dict:
                 settings[key.strip()] = value.strip()
     side = path.parent / "task.json"
     if side.is_file():
-        try:
-            settings.update(json.loads(side.read_text()))
-        except json.JSONDecodeError as err:
-            raise DatasetError(f"{side}: not valid JSON ({err.msg} at line {err.lineno}); fix or remove it") from None
+        settings.update(read_json(side, "fix or remove it"))
     return settings
 
 
