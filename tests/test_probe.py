@@ -24,6 +24,12 @@ def test_map_by_hand():
     y = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]])
     s = np.array([[0.9, 0.1, 0.5], [0.8, 0.7, 0.5], [0.7, 0.9, 0.5], [0.1, 0.2, 0.5]])
     assert mean_average_precision(y, s) == pytest.approx(((1 + 2 / 3) / 2 + 1 / 2) / 2)
+    # the HEAR kit's rule: the class without a positive counts as AP 0
+    assert mean_average_precision(y, s, no_positive="zero") == pytest.approx(((1 + 2 / 3) / 2 + 1 / 2) / 3)
+    with pytest.raises(ValueError, match="no class has a positive"):
+        mean_average_precision(np.zeros((2, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="no_positive must be one of"):
+        mean_average_precision(y, s, no_positive="nan")
 
 
 def test_ci95_student_t():
