@@ -57,14 +57,14 @@ def test_linear_us8k_scores_tables_and_resume(tmp_path, weights):
     assert len(pd.read_csv(out / "scores.csv")) == 9
 
 
-def test_all_runs_every_task_found_and_calls_finetune_hook(tmp_path, weights, monkeypatch):
+def test_all_runs_every_task_found_and_fine_tunes_each(tmp_path, weights, monkeypatch):
     data = tmp_path / "data"
     d.make_gtzan(data, seconds=0.3)
     d.make_spcv2(data, seconds=0.3)
     d.make_as20k(data, per_split=(9, 6), absent=(1, 1), seconds=0.3)
     calls = []
-    monkeypatch.setattr("evaluation.all_command.finetune_hook",
-                        lambda: lambda task, w, out, device=None: calls.append(task.name))
+    monkeypatch.setattr("evaluation.all_command.evaluate_finetune",
+                        lambda task, w, out, device=None: calls.append(task.name))
     out = tmp_path / "res"
     result = run("all", "--weights", weights, "--data-root", data, "--out", out, "--seeds", "42", *FAST)
     assert result.exit_code == 0, result.output
@@ -76,14 +76,6 @@ def test_all_runs_every_task_found_and_calls_finetune_hook(tmp_path, weights, mo
     md = (out / "tables" / "linear.md").read_text()
     assert md.index("SPCV2") < md.index("GTZAN") < md.index("AS20K")
     assert "[2 listed files missing, skipped]" in result.output   # AudioSet reports what it lacks
-
-
-def test_all_without_finetune_module_says_so(tmp_path, weights, monkeypatch):
-    d.make_spcv2(tmp_path / "data", seconds=0.3)
-    monkeypatch.setattr("evaluation.all_command.finetune_hook", lambda: None)
-    result = run("all", "--weights", weights, "--data-root", tmp_path / "data", "--out", tmp_path / "r",
-                 "--seeds", "42", *FAST)
-    assert result.exit_code == 0 and "fine-tuning skipped" in result.output
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, weights):

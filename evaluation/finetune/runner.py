@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.scores import ScoreRow, append_scores, weights_label
 from evaluation.tasks.base import TaskData
 
 from . import distributed as D
@@ -57,12 +58,6 @@ def weights_id(weights: str | Path) -> str:
     return f"{p.parent.name}-{p.stem}" if p.parent.name else p.stem
 
 
-def weights_label(weights: str | Path) -> str:
-    """The ``weights`` column of ``scores.csv``: ``<parent folder>/<file stem>`` (as the linear probe writes)."""
-    p = Path(weights)
-    return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
-
-
 def recipe_dir(out_dir: Path, task: str, weights: str | Path, recipe: Recipe, no_valid: str = "best-test") -> Path:
     """The folder of one (task, weights, recipe) job; the carve-out rule gets its own folder."""
     name = f"{recipe.name}-{recipe.key()}" + ("-carve" if no_valid == "carve" else "")
@@ -88,35 +83,6 @@ def score_rows(summary: "FinetuneSummary", run_file: str = "") -> list[dict]:
                      "seed": r.seed, "fold": r.round, "metric": r.metric, "score": r.score,
                      "best_epoch": r.best_epoch, "n_train": r.n_train, "n_test": r.n_test, "run": run_file})
     return rows
-
-
-def append_scores(rows: list[dict], folder: str | Path) -> Path:
-    """Add rows to ``folder/scores.csv`` with the shared writer (``evaluation.scores``), or, where that module is
-    absent, with the same columns, replacing rows of the same key."""
-    try:
-        from evaluation import scores as shared
-    except ImportError:
-        shared = None
-    if shared is not None:
-        known = {f for f in shared.COLUMNS}
-        return shared.append_scores(folder, [shared.ScoreRow(**{k: v for k, v in r.items() if k in known})
-                                             for r in rows])
-    import os
-
-    import pandas as pd
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "scores.csv"
-    key = ["weights", "task", "protocol", "seed", "fold"]
-    frame = pd.DataFrame(rows)
-    if path.is_file():
-        frame = pd.concat([pd.read_csv(path, dtype={"fold": str}), frame], ignore_index=True)
-    frame = frame.drop_duplicates(subset=key, keep="last")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
 
 
 def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, recipe: Recipe | None = None,
@@ -163,7 +129,7 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
                 run_file = run_file.resolve().relative_to(Path(scores_dir).resolve())
             except ValueError:
                 pass
-            append_scores(score_rows(summary, str(run_file)), scores_dir)
+            append_scores(scores_dir, [ScoreRow(**row) for row in score_rows(summary, str(run_file))])
     return summary
 
 
