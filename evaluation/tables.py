@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.metrics import mean_ci95
+from evaluation.plots import bar_chart
 from evaluation.scores import read_scores
 
 # Column order: the paper's task order first, then any other task alphabetically.
@@ -174,9 +175,8 @@ def write_tables(results_dir: str | Path, reference: str | Path | None = None,
         (out / f"{protocol}.tex").write_text(to_latex(table, caption))
         written += [md, out / f"{protocol}.csv", out / f"{protocol}.tex"]
         if plot and not numeric.empty:
-            from evaluation.plots import bar_chart
-
-            written.append(bar_chart(numeric, out / f"{protocol}.png", title=f"{protocol}: ours vs paper"))
+            written.append(bar_chart(numeric, out / f"{protocol}.png", title=f"{protocol}: ours vs paper",
+                                     tasks=ordered_tasks(numeric.task), task_titles=TASK_TITLES))
     return written
 
 
