@@ -30,7 +30,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
     if benchmark == "paper":
         raise FileNotFoundError("no tasks found under the data root: none of the paper's five datasets is there; "
                                 "see `m2d-eval tasks` for the expected layouts, or pass --data-root / --tasks csv:...")
-    from evaluation.mini.suite import mini_task_sources
+    from evaluation.mini import mini_task_sources
 
     click.echo("no paper datasets under the data root: running the built-in mini benchmark "
                "(built once into the cache; `m2d-eval mini build` builds it alone)")
@@ -75,14 +75,6 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
             from evaluation.baselines import random_init_twin
 
             all_weights.append(random_init_twin(weights, Path(out) / "baselines"))
-        finetune_options, probe_params = {}, {"max_epochs": max_epochs}
-        if kind == "mini":
-            from evaluation.mini.suite import MINI_FINETUNE, MINI_FINETUNE_SEEDS, MINI_PROBE
-
-            probe_params.update(MINI_PROBE)
-
-            # short clips decode in microseconds; worker start-up per epoch would dominate the run
-            finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0}
         import m2d_hear
 
         records = []
@@ -92,13 +84,12 @@ def all_(weights, task_names, benchmark, baseline, mini_dir, mini_scale, no_fine
                 task = load_task(name, data_root=data_root, skip_missing=skip_missing)
                 click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
                                              if task.missing else ""))
+                # a task's own probe and fine-tune settings (the mini tasks' task.json) apply inside these two
                 records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
                                                device=device, batch_size=batch_size, num_workers=workers,
-                                               probe_params=probe_params))
+                                               probe_params={"max_epochs": max_epochs}))
                 if not no_finetune and (weight_file == weights or finetune_baseline):
-                    rounds = {"rounds": [task.rounds()[0].name]} if kind == "mini" else {}  # the first round only
-                    evaluate_finetune(task, weight_file, out, device=None if device == "auto" else device,
-                                      **finetune_options, **rounds)
+                    evaluate_finetune(task, weight_file, out, device=None if device == "auto" else device)
         records = [r for r in records if r]
         tables = write_tables(out, paper_models=paper_models) if records else []
     if records:   # under torchrun only rank 0 has results to report

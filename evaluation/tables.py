@@ -4,10 +4,12 @@
 (weights, task, protocol) the mean and 95 % CI over seeds (:func:`evaluation.metrics.mean_ci95`). ``comparison``
 lays the summary out with rows = our weights then the selected paper models, columns = tasks; tasks without a paper
 number (e.g. mini-benchmark tasks) get an empty paper cell. ``write_tables`` writes Markdown, CSV and LaTeX plus a
-bar chart for each protocol found.
+bar chart for each protocol found; under the Markdown table go the notes the runs recorded (``table_note`` of a
+run record, from the task's own settings, e.g. the mini benchmark's probe).
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -170,7 +172,8 @@ def write_tables(results_dir: str | Path, reference: str | Path | None = None,
         table, numeric = comparison(summary, ref, protocol, paper_models)
         caption = CAPTIONS.get(protocol, f"{protocol}: scores in %, mean ± 95 % CI over seeds.")
         md = out / f"{protocol}.md"
-        md.write_text(f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric, protocol))
+        notes = run_notes(results_dir, scores[scores.protocol == protocol])
+        md.write_text(f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric, notes))
         numeric.to_csv(out / f"{protocol}.csv", index=False)
         (out / f"{protocol}.tex").write_text(to_latex(table, caption))
         written += [md, out / f"{protocol}.csv", out / f"{protocol}.tex"]
@@ -180,7 +183,23 @@ def write_tables(results_dir: str | Path, reference: str | Path | None = None,
     return written
 
 
-def _sources_note(numeric: pd.DataFrame, protocol: str = "") -> str:
+def run_notes(results_dir: Path, scores: pd.DataFrame) -> list[str]:
+    """The ``table_note`` lines of the run records that ``scores`` rows point to (column ``run``), in row order
+    without repeats: notes a task asks to print under its results (the mini benchmark's probe settings). Runs whose
+    record is absent or unreadable add nothing."""
+    notes: list[str] = []
+    runs = scores["run"].dropna().astype(str) if "run" in scores else []
+    for run in dict.fromkeys(runs):
+        try:
+            note = json.loads((results_dir / run).read_text()).get("table_note") if run else None
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(note, str) and note and note not in notes:
+            notes.append(note)
+    return notes
+
+
+def _sources_note(numeric: pd.DataFrame, notes=()) -> str:
     if numeric.empty or "kind" not in numeric:
         return ""
     sources = sorted(set(numeric[numeric.kind == "paper"].source))
@@ -188,8 +207,5 @@ def _sources_note(numeric: pd.DataFrame, protocol: str = "") -> str:
     lines = ["", "Measured rows: " + (", ".join(sorted({f"{r.task}: {r.n_seeds} seeds x {r.n_folds} fold(s)"
                                                          for r in ours.itertuples()})) or "none") + "."]
     lines += [f"Paper numbers: {s}." for s in sources]
-    if protocol == "linear" and any(task.startswith("mini_") for task in ours.task):
-        from evaluation.mini.suite import MINI_PROBE_NOTE
-
-        lines.append(MINI_PROBE_NOTE)
+    lines += list(notes)
     return "\n".join(lines) + "\n"

@@ -230,3 +230,18 @@ def test_one_json_reader_for_task_and_hear_folders(tmp_path):
     (path.parent / "task.json").write_text("[1,")
     with pytest.raises(DatasetError, match=r"task.json: not valid JSON .*; fix or remove it"):
         load_task(f"csv:{path}")
+
+
+def test_task_json_carries_the_tasks_own_protocol_settings(tmp_path):
+    path = d.make_csv_task(tmp_path)
+    assert (load_task(f"csv:{path}").probe, load_task(f"csv:{path}").finetune) == ({}, {})
+    own = {"probe": {"lr": 1e-3}, "finetune": {"recipe": {"name": "short", "epochs": 2}, "seeds": [43],
+                                               "max_rounds": 1},
+           "table_notes": {"linear": "probed with lr 1e-3"}}
+    (path.parent / "task.json").write_text(json.dumps(own))
+    task = load_task(f"csv:{path}")
+    assert (task.probe, task.finetune, task.table_notes) == (own["probe"], own["finetune"], own["table_notes"])
+    for bad in ({"probe": [1]}, {"table_notes": {"linear": 3}}):
+        (path.parent / "task.json").write_text(json.dumps(bad))
+        with pytest.raises(DatasetError, match=f"task.json: '{next(iter(bad))}' must be a JSON object"):
+            load_task(f"csv:{path}")

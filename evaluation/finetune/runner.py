@@ -14,7 +14,7 @@ from evaluation.scores import ScoreRow, append_scores, weights_label
 from evaluation.tasks.base import TaskData
 
 from . import distributed as D
-from .recipes import Recipe, recipe_for
+from .recipes import Recipe, task_recipe
 from .trainer import FinetuneError, RoundResult, TrainOptions, train_round, write_json
 
 DEFAULT_SEEDS = (43, 44, 45)
@@ -91,13 +91,13 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
                  info: D.DistEnv | None = None) -> FinetuneSummary:
     """Fine-tune ``weights`` on every round (fold) of ``task_data`` for each seed.
 
-    recipe: default :func:`recipes.recipe_for` the task name. opts: how to run (device, workers, no-valid rule);
+    recipe: default the task's own (:func:`recipes.task_recipe`). opts: how to run (device, workers, no-valid rule);
     its seed is replaced by each of ``seeds``. rounds: restrict to these round names (e.g. one fold).
     scores_dir: append one row per (seed, round) to ``scores_dir/scores.csv`` (protocol ``finetune``, or
     ``finetune-carve`` under the carve-out rule). Returns the per-seed means (a seed's
     score is the mean over its rounds) and every round's result.
     """
-    recipe = recipe or recipe_for(task_data.name)
+    recipe = recipe or task_recipe(task_data)
     opts = opts or TrainOptions()
     info = info or D.setup(opts.device)
     all_rounds = task_data.rounds()
@@ -134,11 +134,20 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
 
 
 def evaluate_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, device: str | None = None,
-                      seeds=DEFAULT_SEEDS, resume: bool = True, recipe: Recipe | None = None,
+                      seeds=None, resume: bool = True, recipe: Recipe | None = None,
                       rounds: list[str] | None = None, **options) -> FinetuneSummary:
     """The ``m2d-eval all`` hook: fine-tune with the task's recipe, runs under ``out_dir/finetune``, rows appended
     to ``out_dir/scores.csv``. ``resume`` defaults to True so that a re-run of ``all`` continues or reuses runs;
-    ``options`` are :class:`TrainOptions` fields (``num_workers``, ``no_valid``, ``precision`` ...)."""
+    ``options`` are :class:`TrainOptions` fields (``num_workers``, ``no_valid``, ``precision`` ...).
+
+    What is not given comes from the task's own settings (``task_data.finetune``: ``seeds``, ``max_rounds`` = only
+    the first rounds, ``num_workers``; the mini benchmark's task.json sets them), else the defaults."""
+    own = task_data.finetune
+    seeds = seeds or own.get("seeds") or DEFAULT_SEEDS
+    if rounds is None and own.get("max_rounds"):
+        rounds = [r.name for r in task_data.rounds()[:int(own["max_rounds"])]]
+    if "num_workers" in own:
+        options.setdefault("num_workers", int(own["num_workers"]))
     opts = TrainOptions(device=device, **options)
     return run_finetune(task_data, weights, Path(out_dir) / "finetune", recipe=recipe, seeds=seeds, opts=opts,
                         resume=resume, scores_dir=out_dir, rounds=rounds)

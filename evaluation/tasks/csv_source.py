@@ -3,7 +3,10 @@
 Columns ``file_name,label,split`` (split = train/valid/test) or ``file_name,label,fold`` (leave-one-fold-out);
 ``file_name`` is relative to the CSV's folder; multi-label rows join labels with ``;`` (an empty label means none).
 Protocol facts come from an optional first line ``# unit_sec=4.0[, multilabel=true][, metric=mAP][, name=x]`` or
-from a sibling ``task.json`` with the same keys (the JSON wins). ``unit_sec`` is required.
+from a sibling ``task.json`` with the same keys (the JSON wins). ``unit_sec`` is required. A ``task.json`` may also
+carry the protocol settings the task asks for (JSON objects, see :class:`TaskData`): ``probe`` (linear-probe
+parameters), ``finetune`` (a recipe and the run's seeds / rounds / loader workers) and ``table_notes`` (protocol ->
+a line for the result table); the mini benchmark writes them.
 """
 from __future__ import annotations
 
@@ -79,5 +82,13 @@ def read(path: Path, skip_missing: bool = False) -> TaskData:
     name = str(settings.get("name", path.stem))
     classes = vocabulary(clips, folds)
     check_vocabulary(name, clips, classes, multilabel, str(path))
+    protocol = {}
+    for key in ("probe", "finetune", "table_notes"):
+        value = settings.get(key, {})
+        if not isinstance(value, dict) or (key == "table_notes" and not all(isinstance(v, str)
+                                                                           for v in value.values())):
+            raise DatasetError(f"{path.parent / 'task.json'}: {key!r} must be a JSON object"
+                               + (" of strings" if key == "table_notes" else "") + "; fix or remove it")
+        protocol[key] = value
     return TaskData(name, clips, classes, multilabel=multilabel, metric=metric, unit_sec=unit_sec, folds=folds,
-                    source=str(path), missing=missing)
+                    source=str(path), missing=missing, **protocol)
