@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -29,20 +30,23 @@ DEFAULT_PAPER_MODELS = ("M2D/0.7",)
 REPORT_DIR = "tables"
 
 
-def reference_dir() -> Path:
-    """``results/reference`` of the source tree (the paper numbers)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "results" / "reference", here / "reference"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "results" / "reference"
+REFERENCE_COLUMNS = ["source", "table", "protocol", "model", "task", "metric", "score", "ci95"]
+
+
+def reference_files(folder: str | Path | None = None) -> list:
+    """The ``paper_*.csv`` files of ``folder``, or by default the paper numbers shipped as package data in
+    ``evaluation/reference/`` (read through ``importlib.resources``, so an installed copy finds them too)."""
+    root = Path(folder) if folder else resources.files("evaluation") / "reference"
+    return sorted((p for p in root.iterdir() if p.name.startswith("paper_") and p.name.endswith(".csv")),
+                  key=lambda p: p.name)
 
 
 def load_reference(folder: str | Path | None = None) -> pd.DataFrame:
-    folder = Path(folder) if folder else reference_dir()
-    frames = [pd.read_csv(p) for p in sorted(folder.glob("paper_*.csv"))]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["source", "table", "protocol", "model", "task", "metric", "score", "ci95"])
+    frames = []
+    for path in reference_files(folder):
+        with path.open("rb") as f:
+            frames.append(pd.read_csv(f))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=REFERENCE_COLUMNS)
 
 
 def summarize(scores: pd.DataFrame) -> pd.DataFrame:
