@@ -11,8 +11,9 @@ Layout of ``CACHE_DIR`` (default ``$M2D_CACHE/mini`` or ``~/.cache/m2d-hear/mini
 
 A task is finished when its ``.done.json`` (plan hash and per-file SHA-256) exists; a finished task whose plan is
 unchanged is skipped, except that its metadata files (``meta.csv``, ``task.json``) are rewritten where they differ
-from what this version writes (e.g. new evaluation settings from ``suite.py``): no audio is rendered again. Clips are written atomically one by one, so a killed build resumes with the jobs whose files
-are missing. A folder built from another plan (another ``--scale`` or seed) is rebuilt from scratch.
+from what this version writes (e.g. new evaluation settings from ``suite.py``): no audio is rendered again. Clips
+are written atomically one by one, so a killed build resumes with the jobs whose files are missing. A folder built
+from another plan (another ``--scale`` or seed) is rebuilt from scratch.
 """
 from __future__ import annotations
 

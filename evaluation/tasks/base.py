@@ -62,7 +62,7 @@ class TaskData:
     class_names: dict[str, str] = field(default_factory=dict)   # label -> display name, where the dataset has one
     # Protocol settings the task itself asks for (from a csv task's task.json; empty: the protocols' own):
     probe: dict = field(default_factory=dict)         # LinearProbe parameters, e.g. {"lr": 1e-3, "batch_size": 32}
-    finetune: dict = field(default_factory=dict)      # {"recipe": {Recipe fields}, "seeds", "max_rounds", "num_workers"}
+    finetune: dict = field(default_factory=dict)      # {"recipe": {Recipe fields}, "seeds", "max_rounds", ...}
     table_notes: dict[str, str] = field(default_factory=dict)   # protocol -> a line printed under its result table
 
     def __post_init__(self):
