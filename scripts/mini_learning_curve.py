@@ -5,8 +5,8 @@
 
 Each checkpoint (``checkpoint-<epoch>.pth``, the online encoder) gets the same linear evaluation as ``m2d-eval all``
 on the mini benchmark (the probe settings its task.json gives, seeds 42-44); the twin is a randomly initialised
-encoder of the same shape. Writes ``curve.csv`` (one row per epoch and task) and ``curve.png`` under ``--out``; the evaluation runs,
-scores and embedding cache go there too, so a killed run resumes where it stopped.
+encoder of the same shape. Writes ``curve.csv`` (one row per epoch and task) and ``curve.png`` under ``--out``; the
+evaluation runs, scores and embedding cache go there too, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
