@@ -1,35 +1,19 @@
-"""``m2d-eval all``: every task found, linear probe then fine-tuning (when available), then the tables."""
+"""``m2d-eval all``: every task found, linear probe then fine-tuning, then the tables."""
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 
 import click
 
 from evaluation.cli_options import allow_duplicates_option, trust_checkpoint_option
+from evaluation.finetune import evaluate_finetune
 from evaluation.linear_command import common_options, report
 from evaluation.linear_eval import evaluate_linear
 from evaluation.tables import write_tables
 from evaluation.tasks import load_task
 from evaluation.tasks_command import found_tasks
 from evaluation.weights_command import resolve_weights_option
-
-FINETUNE_HOOK = "evaluation.finetune:evaluate_finetune"
-
-
-def finetune_hook():
-    """The fine-tuning entry point ``evaluation.finetune.evaluate_finetune(task, weights, out_dir, **options)``,
-    or None while that module (or function) does not exist."""
-    module_name, attr = FINETUNE_HOOK.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name == module_name:
-            return None
-        raise
-    return getattr(module, attr, None)
-
 
 def default_weights() -> Path:
     from m2d_hear.default import default_weight_file
@@ -47,7 +31,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
     if benchmark == "paper":
         raise FileNotFoundError("no tasks found under the data root: none of the paper's five datasets is there; "
                                 "see `m2d-eval tasks` for the expected layouts, or pass --data-root / --tasks csv:...")
-    from evaluation.mini.suite import mini_task_sources
+    from evaluation.mini import mini_task_sources
 
     click.echo("no paper datasets under the data root: running the built-in mini benchmark "
                "(built once into the cache; `m2d-eval mini build` builds it alone)")
@@ -78,7 +62,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 @allow_duplicates_option
 def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, finetune_baseline, out, seeds, data_root, skip_missing, cache,
          device, batch_size, workers, max_epochs, paper_models):
-    """Evaluate WEIGHTS on every task found: linear probe, fine-tuning (if available), tables.
+    """Evaluate WEIGHTS on every task found: linear probe, fine-tuning, tables.
 
     With no dataset under the data root (a fresh machine) it runs the built-in mini benchmark, with the default
     model beside a randomly initialised encoder of the same shape.
@@ -93,19 +77,7 @@ def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, m
         from evaluation.baselines import random_init_twin
 
         all_weights.append(random_init_twin(weights, Path(out) / "baselines", trust_checkpoint=trust_checkpoint))
-    hook = None if no_finetune else finetune_hook()
-    if not no_finetune and hook is None:
-        click.echo(f"fine-tuning skipped: {FINETUNE_HOOK} is not available")
-    finetune_options, probe_params = {}, {"max_epochs": max_epochs}
-    if kind == "mini":
-        from evaluation.mini.suite import MINI_FINETUNE, MINI_FINETUNE_SEEDS, MINI_PROBE
-
-        probe_params.update(MINI_PROBE)
-
-        # short clips decode in microseconds; worker start-up per epoch would dominate the run
-        finetune_options = {"recipe": MINI_FINETUNE, "seeds": MINI_FINETUNE_SEEDS, "num_workers": 0}
-    if trust_checkpoint:   # a TrainOptions field, passed only when set
-        finetune_options["trust_checkpoint"] = True
+    finetune_options = {"trust_checkpoint": True} if trust_checkpoint else {}   # a TrainOptions field, only when set
     import m2d_hear
 
     records = []
@@ -115,13 +87,13 @@ def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, m
             task = load_task(name, data_root=data_root, skip_missing=skip_missing)
             click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
                                          if task.missing else ""))
+            # a task's own probe and fine-tune settings (the mini tasks' task.json) apply inside these two
             records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
                                            device=device, batch_size=batch_size, num_workers=workers,
-                                           probe_params=probe_params))
-            if hook is not None and (weight_file == weights or finetune_baseline):
-                rounds = {"rounds": [task.rounds()[0].name]} if kind == "mini" else {}  # the first round only
-                hook(task, weight_file, out, device=None if device == "auto" else device, **finetune_options,
-                     **rounds)
+                                           probe_params={"max_epochs": max_epochs}))
+            if not no_finetune and (weight_file == weights or finetune_baseline):
+                evaluate_finetune(task, weight_file, out, device=None if device == "auto" else device,
+                                  **finetune_options)
     records = [r for r in records if r]
     tables = write_tables(out, paper_models=paper_models) if records else []
     if records:   # under torchrun only rank 0 has results to report

@@ -30,7 +30,8 @@ def _recipe_names():
 @click.option("--seed", "seeds", multiple=True, type=int, help="seed (repeatable) [default: 43, 44, 45]")
 @click.option("--fold", "folds", multiple=True, help="only these rounds (e.g. fold1; repeatable) [default: all]")
 @click.option("--recipe", "recipe_name", default=None,
-              help="recipe to start from [default: the task's own; 'default' = EVAR config defaults]")
+              help="recipe to start from [default: the task's own (its task.json's, else the recipe of its "
+                   "name); 'default' = EVAR config defaults]")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw", "lars"]), default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--epochs", type=click.IntRange(1), default=None)
@@ -64,13 +65,7 @@ def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_mi
              dur_frames, freeze_embed, no_valid, resume, device, workers, precision, eval_batch_size, config_name,
              no_progress):
     """Fine-tune WEIGHTS on TASK (EVAR protocol, the papers' per-task recipe); appends to OUT/scores.csv."""
-    from evaluation.finetune import (
-        DEFAULT_SEEDS,
-        RECIPES,
-        TrainOptions,
-        recipe_for,
-        run_finetune,
-    )
+    from evaluation.finetune import DEFAULT_SEEDS, RECIPES, TrainOptions, run_finetune, task_recipe
     from evaluation.finetune.distributed import setup
     from evaluation.tasks import load_task
 
@@ -80,7 +75,7 @@ def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_mi
     if recipe_name is not None and recipe_name not in RECIPES:
         raise click.BadParameter(f"{recipe_name!r}; use one of {', '.join(_recipe_names())}", param_hint="--recipe")
     task = load_task(task_name, data_root=data_root, path=task_path, skip_missing=skip_missing)
-    recipe = RECIPES[recipe_name] if recipe_name else recipe_for(task.name)
+    recipe = RECIPES[recipe_name] if recipe_name else task_recipe(task)
     recipe = recipe.override(optimizer=optimizer, lr=lr, epochs=epochs, warmup_epochs=warmup_epochs,
                              batch_size=batch_size, mixup=mixup, freq_mask=freq_mask, time_mask=time_mask,
                              rrc=rrc, token_mask=token_mask, token_mask_variant=token_mask_variant,

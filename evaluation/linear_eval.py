@@ -78,7 +78,11 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
                     num_workers: int = 2, weights_name: str | None = None, probe_params: dict | None = None,
                     progress: bool = True, log=print, trust_checkpoint: bool = False) -> dict:
     """Linear evaluation of ``weights`` on ``task``; returns the run record (also saved as JSON).
-    ``trust_checkpoint``: admit a weight file that needs full unpickling (see :mod:`m2d_hear.checkpoint`)."""
+
+    The probe takes ``task.probe`` (settings the task asks for, e.g. the mini benchmark's), then ``probe_params``
+    on top. The task's table note for this protocol is recorded as ``table_note`` while its settings hold; the
+    tables print it. ``trust_checkpoint``: admit a weight file that needs full unpickling (see
+    :mod:`m2d_hear.checkpoint`)."""
     import m2d_hear
 
     out_dir, weights = Path(out_dir), Path(weights)
@@ -96,7 +100,8 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
     embed_sec = time.time() - t0
     if emb is None or init_distributed() != 0:   # other ranks only extract their shards
         return {}
-    params = dict(probe_params or {})
+    params = {**task.probe, **(probe_params or {})}
+    note = task.table_notes.get(PROTOCOL, "") if all(params[k] == v for k, v in task.probe.items()) else ""
     weights_sha, task_id = sha256_file(weights), task.fingerprint()
     done = done_keys(out_dir)
     rounds = task.rounds()
@@ -134,6 +139,7 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
                             for r in rounds}},
         "crop": asdict(crop), "cache": str(emb.folder),
         "probe": {**LinearProbe(**params).get_params(), "seed": list(map(int, seeds))},
+        **({"table_note": note} if note else {}),
         "device": str(dev), "batch_size": batch_size, "num_workers": num_workers,
         "seconds": {"embedding": round(embed_sec, 2), "probe": round(probe_sec, 2),
                     "total": round(time.time() - started, 2)},

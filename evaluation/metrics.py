@@ -1,5 +1,6 @@
-"""Task metrics: accuracy (argmax match) and macro mean average precision, as the EVAR linear evaluation uses them;
-and the summary statistic of repeated runs (mean and 95 % confidence interval)."""
+"""Task metrics: accuracy (argmax match) and macro mean average precision, as the EVAR linear evaluation uses them
+(the one mAP definition of the project; the HEAR eval kit's scores use it with the kit's rule for classes without
+positives); and the summary statistic of repeated runs (mean and 95 % confidence interval)."""
 from __future__ import annotations
 
 import math
@@ -28,6 +29,8 @@ def average_precision_per_class(y_true, scores) -> np.ndarray:
     if y_true.shape != scores.shape or y_true.ndim != 2:
         raise ValueError(f"mAP needs binary targets and scores of one shape [N, C], got {y_true.shape} and "
                          f"{scores.shape}")
+    if len(y_true) == 0:
+        raise ValueError("mAP of an empty set")
     ap = np.full(y_true.shape[1], np.nan)
     for c in range(y_true.shape[1]):
         if y_true[:, c].any():
@@ -35,9 +38,25 @@ def average_precision_per_class(y_true, scores) -> np.ndarray:
     return ap
 
 
-def mean_average_precision(y_true, scores) -> float:
-    """Macro mAP: the unweighted mean of per-class average precision over the classes with a positive."""
+# What a class without a positive example counts as in the macro mean.
+NO_POSITIVE_RULES = {
+    "skip": "left out of the mean (EVAR; an error when no class has a positive)",
+    "zero": "AP 0, as scikit-learn's average_precision_score(average='macro') scores it (the HEAR eval kit)",
+}
+
+
+def mean_average_precision(y_true, scores, no_positive: str = "skip") -> float:
+    """Macro mAP: the unweighted mean of per-class average precision.
+
+    ``y_true``: binary targets [N, C]; ``scores``: scores of the same shape. ``no_positive`` is the rule for a class
+    without a positive in ``y_true`` (see ``NO_POSITIVE_RULES``): ``"skip"`` (EVAR's linear probe and our
+    fine-tuning) or ``"zero"`` (the HEAR 2021 eval kit, which calls scikit-learn's macro average).
+    """
+    if no_positive not in NO_POSITIVE_RULES:
+        raise ValueError(f"no_positive must be one of {list(NO_POSITIVE_RULES)}, got {no_positive!r}")
     ap = average_precision_per_class(y_true, scores)
+    if no_positive == "zero":
+        return float(np.nan_to_num(ap, nan=0.0).mean())
     if np.isnan(ap).all():
         raise ValueError("mAP is undefined: no class has a positive example")
     return float(np.nanmean(ap))

@@ -7,20 +7,22 @@ from pathlib import Path
 import pandas as pd
 
 
-def bar_chart(numeric: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+def bar_chart(numeric: pd.DataFrame, path: str | Path, title: str = "", tasks=None,
+              task_titles: dict[str, str] | None = None) -> Path:
     """Grouped bars: one group per task, one bar per model (ours and paper), 95 % CI as error bars.
 
     ``numeric`` has columns model, kind ('ours'/'paper'), task, mean, ci95 (as written by ``tables.comparison``).
+    ``tasks``: the groups in order (default: as they first appear); ``task_titles``: axis labels by task name.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from evaluation.tables import ordered_tasks, task_title
     from m2d_hear.fileio import atomic_path
 
-    tasks = ordered_tasks(numeric.task)
+    tasks = list(tasks) if tasks is not None else list(dict.fromkeys(numeric.task))
+    task_titles = task_titles or {}
     models = list(dict.fromkeys(numeric.model))
     width = 0.8 / max(1, len(models))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(tasks) * max(1, len(models)) ** 0.5 + 2),
@@ -37,7 +39,7 @@ def bar_chart(numeric: pd.DataFrame, path: str | Path, title: str = "") -> Path:
         kind = numeric[numeric.model == model].kind.iloc[0]
         ax.bar(xs, ys, width, yerr=errs, capsize=2, label=model, hatch="//" if kind == "paper" else None,
                alpha=0.75 if kind == "paper" else 1.0)
-    ax.set_xticks(range(len(tasks)), [task_title(t) for t in tasks])
+    ax.set_xticks(range(len(tasks)), [task_titles.get(t, t) for t in tasks])
     ax.set_ylabel("score (%)")
     ax.set_ylim(0, 100)
     if title:

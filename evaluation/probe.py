@@ -4,7 +4,8 @@ Protocol (eval_protocols.md A.2 and D):
 
 * ``StandardScaler`` fitted on all training embeddings (before any validation carve-out);
 * without a validation set, a random 10 % of the training rows is carved out with sklearn ``train_test_split``,
-  retried (up to 100 times) until the carve-out holds every class (every label column with a positive);
+  retried (up to 100 times) until the carve-out holds every class (every label column with a positive)
+  (:func:`evaluation.carve_out.carve_validation`, shared with fine-tuning's ``carve`` rule);
 * one ``nn.Linear(D, C)`` with PyTorch's default initialisation;
 * Adam (lr 3e-5, betas (0.9, 0.999), eps 1e-8, weight decay 1e-8), no schedule; batches of ``min(200, n_train)``
   shuffled each epoch, where ``n_train`` counts the rows given to ``fit`` (as in EVAR);
@@ -23,9 +24,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from evaluation.carve_out import carve_validation
 from evaluation.metrics import accuracy, mean_average_precision
 
 
@@ -79,18 +80,6 @@ class EarlyStopping:
             return True
         self.wait += 1
         return False
-
-
-def carve_validation(X: np.ndarray, Y: np.ndarray, fraction: float, rng: np.random.RandomState,
-                     attempts: int = 100):
-    """A random ``fraction`` of the rows as validation, retried until it covers every class column with a
-    positive in ``Y`` (one-hot or multi-hot). Returns (X_train, X_valid, Y_train, Y_valid, covered)."""
-    needed = Y.sum(axis=0) > 0
-    for _ in range(attempts):
-        Xt, Xv, Yt, Yv = train_test_split(X, Y, test_size=fraction, random_state=rng)
-        if np.array_equal(Yv.sum(axis=0) > 0, needed):
-            return Xt, Xv, Yt, Yv, True
-    return Xt, Xv, Yt, Yv, False
 
 
 class LinearProbe:
@@ -205,7 +194,8 @@ class LinearProbe:
         Xs, Ys = self._transform(X), self._targets(y_arr)
         self.valid_covers_all_classes_ = True
         if X_valid is None:
-            Xt, Xv, Yt, Yv, covered = carve_validation(Xs, Ys, self.valid_fraction, rng)
+            train, valid, covered = carve_validation(Ys, self.valid_fraction, rng)
+            Xt, Xv, Yt, Yv = Xs[train], Xs[valid], Ys[train], Ys[valid]
             if not covered:
                 warnings.warn("the validation carve-out misses some classes after 100 tries; continuing with the "
                               "last split (too few examples of a class)", RuntimeWarning, stacklevel=2)

@@ -13,7 +13,7 @@ from evaluation.tables import DEFAULT_PAPER_MODELS, write_tables
 @click.option("--paper-model", "paper_models", multiple=True, default=DEFAULT_PAPER_MODELS, show_default=True,
               help="paper row(s) shown beside ours, e.g. 'M2D/0.6' or 'M2D/0.7@Table 3'")
 @click.option("--reference", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
-              help="folder of paper_*.csv [default: results/reference]")
+              help="folder of paper_*.csv [default: the paper numbers shipped in evaluation/reference]")
 @click.option("--no-plot", is_flag=True, help="skip the bar chart")
 def table(results_dir, paper_models, reference, no_plot):
     """Write RESULTS_DIR/tables/<protocol>.{md,csv,tex,png} from RESULTS_DIR/scores.csv."""

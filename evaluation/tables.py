@@ -4,7 +4,8 @@
 (weights, task, protocol) the mean and 95 % CI over seeds (:func:`evaluation.metrics.mean_ci95`). ``comparison``
 lays the summary out with rows = our weights then the selected paper models, columns = tasks; tasks without a paper
 number (e.g. mini-benchmark tasks) get an empty paper cell. ``write_tables`` writes Markdown, CSV and LaTeX plus a
-bar chart for each protocol found.
+bar chart for each protocol found; under the Markdown table go the notes the runs recorded (``table_note`` of a
+run record, from the task's own settings, e.g. the mini benchmark's probe).
 
 Rows are grouped by identity, not by name: within a protocol, a weights label whose rows carry more than one
 ``weights_sha256`` becomes one row per hash, labelled ``label [ab12cd]`` (``[unknown]`` for rows written before the
@@ -13,12 +14,15 @@ scores of different weights or task data are never averaged together.
 """
 from __future__ import annotations
 
+import json
 import math
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from evaluation.metrics import mean_ci95
+from evaluation.plots import bar_chart
 from evaluation.scores import read_scores
 from m2d_hear.fileio import locked, write_csv, write_text
 
@@ -32,20 +36,23 @@ DEFAULT_PAPER_MODELS = ("M2D/0.7",)
 REPORT_DIR = "tables"
 
 
-def reference_dir() -> Path:
-    """``results/reference`` of the source tree (the paper numbers)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "results" / "reference", here / "reference"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "results" / "reference"
+REFERENCE_COLUMNS = ["source", "table", "protocol", "model", "task", "metric", "score", "ci95"]
+
+
+def reference_files(folder: str | Path | None = None) -> list:
+    """The ``paper_*.csv`` files of ``folder``, or by default the paper numbers shipped as package data in
+    ``evaluation/reference/`` (read through ``importlib.resources``, so an installed copy finds them too)."""
+    root = Path(folder) if folder else resources.files("evaluation") / "reference"
+    return sorted((p for p in root.iterdir() if p.name.startswith("paper_") and p.name.endswith(".csv")),
+                  key=lambda p: p.name)
 
 
 def load_reference(folder: str | Path | None = None) -> pd.DataFrame:
-    folder = Path(folder) if folder else reference_dir()
-    frames = [pd.read_csv(p) for p in sorted(folder.glob("paper_*.csv"))]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["source", "table", "protocol", "model", "task", "metric", "score", "ci95"])
+    frames = []
+    for path in reference_files(folder):
+        with path.open("rb") as f:
+            frames.append(pd.read_csv(f))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=REFERENCE_COLUMNS)
 
 
 UNKNOWN = "unknown"   # the suffix of rows whose hash was not recorded
@@ -223,18 +230,35 @@ def write_tables(results_dir: str | Path, reference: str | Path | None = None,
         for protocol in summary.protocol.unique():
             table, numeric = comparison(summary, ref, protocol, paper_models)
             caption = CAPTIONS.get(protocol, f"{protocol}: scores in %, mean ± 95 % CI over seeds.")
+            notes = run_notes(results_dir, scores[scores.protocol == protocol])
             md = write_text(out / f"{protocol}.md",
-                            f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric, protocol))
+                            f"{caption}\n\n" + to_markdown(table) + _sources_note(numeric, notes))
             written += [md, write_csv(out / f"{protocol}.csv", numeric),
                         write_text(out / f"{protocol}.tex", to_latex(table, caption))]
             if plot and not numeric.empty:
-                from evaluation.plots import bar_chart
-
-                written.append(bar_chart(numeric, out / f"{protocol}.png", title=f"{protocol}: ours vs paper"))
+                tasks = ordered_tasks(numeric.task)
+                written.append(bar_chart(numeric, out / f"{protocol}.png", title=f"{protocol}: ours vs paper",
+                                         tasks=tasks, task_titles={t: task_title(t) for t in tasks}))
     return written
 
 
-def _sources_note(numeric: pd.DataFrame, protocol: str = "") -> str:
+def run_notes(results_dir: Path, scores: pd.DataFrame) -> list[str]:
+    """The ``table_note`` lines of the run records that ``scores`` rows point to (column ``run``), in row order
+    without repeats: notes a task asks to print under its results (the mini benchmark's probe settings). Runs whose
+    record is absent or unreadable add nothing."""
+    notes: list[str] = []
+    runs = scores["run"].dropna().astype(str) if "run" in scores else []
+    for run in dict.fromkeys(runs):
+        try:
+            note = json.loads((results_dir / run).read_text()).get("table_note") if run else None
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(note, str) and note and note not in notes:
+            notes.append(note)
+    return notes
+
+
+def _sources_note(numeric: pd.DataFrame, notes=()) -> str:
     if numeric.empty or "kind" not in numeric:
         return ""
     sources = sorted(set(numeric[numeric.kind == "paper"].source))
@@ -242,8 +266,5 @@ def _sources_note(numeric: pd.DataFrame, protocol: str = "") -> str:
     lines = ["", "Measured rows: " + (", ".join(sorted({f"{r.task}: {r.n_seeds} seeds x {r.n_folds} fold(s)"
                                                          for r in ours.itertuples()})) or "none") + "."]
     lines += [f"Paper numbers: {s}." for s in sources]
-    if protocol == "linear" and any(task.startswith("mini_") for task in ours.task):
-        from evaluation.mini.suite import MINI_PROBE_NOTE
-
-        lines.append(MINI_PROBE_NOTE)
+    lines += list(notes)
     return "\n".join(lines) + "\n"

@@ -4,9 +4,9 @@
         --epochs 1,2,4,8,12,16 --out results/default_model/curve
 
 Each checkpoint (``checkpoint-<epoch>.pth``, the online encoder) gets the same linear evaluation as ``m2d-eval all``
-on the mini benchmark (its probe settings, seeds 42-44); the twin is a randomly initialised encoder of the same
-shape. Writes ``curve.csv`` (one row per epoch and task) and ``curve.png`` under ``--out``; the evaluation runs,
-scores and embedding cache go there too, so a killed run resumes where it stopped.
+on the mini benchmark (the probe settings its task.json gives, seeds 42-44); the twin is a randomly initialised
+encoder of the same shape. Writes ``curve.csv`` (one row per epoch and task) and ``curve.png`` under ``--out``; the
+evaluation runs, scores and embedding cache go there too, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pandas as pd
 import m2d_hear
 from evaluation.baselines import random_init_twin
 from evaluation.linear_eval import evaluate_linear
-from evaluation.mini.suite import MINI_PROBE, mini_task_sources
+from evaluation.mini import mini_task_sources
 from evaluation.tasks.registry import load_task
 
 
@@ -33,7 +33,7 @@ def evaluate(weights: Path, label: str, sources: list[str], out: Path) -> dict[s
     for source in sources:
         task = load_task(source)
         record = evaluate_linear(task, weights, out, model=model, weights_name=label, num_workers=0,
-                                 probe_params=dict(MINI_PROBE), progress=False, log=lambda *a: None)
+                                 progress=False, log=lambda *a: None)   # the task's own probe settings
         scores[task.name] = score_of(record)
     return scores
 

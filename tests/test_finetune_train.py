@@ -223,3 +223,24 @@ def test_cli_runs_and_reports_bad_input_in_one_line(setup, tmp_path):
     last = broken.output.strip().splitlines()[-1]
     assert broken.exit_code != 0 and last.startswith("Error: ") and str(bad) in last
     assert "Traceback" not in broken.output
+
+
+def test_carve_rule_is_the_linear_probes_carve_out():
+    """Fine-tuning's ``carve`` rule draws the rows the linear probe's carve-out draws for RandomState(seed),
+    covers every class and keeps task order."""
+    from evaluation.carve_out import carve_validation
+    from evaluation.finetune.data import label_matrix
+    from evaluation.finetune.trainer import carve_valid
+    from evaluation.tasks.base import DatasetError
+
+    labels = ["a"] * 20 + ["b"] * 15 + ["c"] * 3
+    train = [Clip(Path(f"/x/{i}.wav"), (label,), "train") for i, label in enumerate(labels)]
+    for seed in (43, 44):
+        kept, valid = carve_valid(train, ["a", "b", "c"], False, seed, 0.1)
+        _, expected, covered = carve_validation(label_matrix(train, ["a", "b", "c"], False, "train"), 0.1,
+                                                np.random.RandomState(seed))
+        assert covered and [c.path.stem for c in valid] == [str(i) for i in sorted(expected)]
+        assert len(valid) == 4 and {c.label for c in valid} == {"a", "b", "c"}   # ceil(0.1 * 38) rows
+        assert kept == [c for c in train if c not in valid]
+    with pytest.raises(DatasetError, match="too few to carve"):
+        carve_valid(train[:2], ["a"], False, 43, 0.1)

@@ -30,6 +30,28 @@ def test_top1_and_chroma_accuracy():
     assert SCORES["chroma_acc"](pred14, target14) == 0.5
 
 
+@pytest.mark.filterwarnings("ignore:No positive class found")
+def test_kit_map_is_scikit_learn_macro_average_precision():
+    """The kit's mAP (heareval: ``average_precision_score(targets, predictions, average="macro")``) is the shared
+    definition with the kit's rule for a label without positives (AP 0), to the last bit."""
+    from sklearn.metrics import average_precision_score
+
+    from evaluation.metrics import mean_average_precision
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        pred = rng.random((30, 6))
+        target = (rng.random((30, 6)) < 0.3).astype(float)
+        target[:, trial % 6] = 0  # one label without positives
+        expected = average_precision_score(target, pred, average="macro")
+        assert SCORES["mAP"](pred, target) == expected
+        assert mean_average_precision(target, pred, no_positive="zero") == expected
+        assert mean_average_precision(target, pred) > expected   # EVAR's rule leaves that label out
+    onehot = np.eye(4)[rng.integers(0, 4, 25)]
+    scores = rng.random((25, 4))
+    assert SCORES["mAP"](scores, onehot) == average_precision_score(onehot, scores, average="macro")
+
+
 @pytest.mark.filterwarnings("ignore:Only one class")
 def test_map_dprime_aucroc_by_hand():
     # class 0: positives score 0.9, 0.4; negatives 0.6, 0.1 -> AP = (1 + 2/3) / 2, AUC = 3/4

@@ -57,14 +57,14 @@ def test_linear_us8k_scores_tables_and_resume(tmp_path, weights):
     assert len(pd.read_csv(out / "scores.csv")) == 9
 
 
-def test_all_runs_every_task_found_and_calls_finetune_hook(tmp_path, weights, monkeypatch):
+def test_all_runs_every_task_found_and_fine_tunes_each(tmp_path, weights, monkeypatch):
     data = tmp_path / "data"
     d.make_gtzan(data, seconds=0.3)
     d.make_spcv2(data, seconds=0.3)
     d.make_as20k(data, per_split=(9, 6), absent=(1, 1), seconds=0.3)
     calls = []
-    monkeypatch.setattr("evaluation.all_command.finetune_hook",
-                        lambda: lambda task, w, out, device=None: calls.append(task.name))
+    monkeypatch.setattr("evaluation.all_command.evaluate_finetune",
+                        lambda task, w, out, device=None: calls.append(task.name))
     out = tmp_path / "res"
     result = run("all", "--weights", weights, "--data-root", data, "--out", out, "--seeds", "42", *FAST)
     assert result.exit_code == 0, result.output
@@ -76,14 +76,6 @@ def test_all_runs_every_task_found_and_calls_finetune_hook(tmp_path, weights, mo
     md = (out / "tables" / "linear.md").read_text()
     assert md.index("SPCV2") < md.index("GTZAN") < md.index("AS20K")
     assert "[2 listed files missing, skipped]" in result.output   # AudioSet reports what it lacks
-
-
-def test_all_without_finetune_module_says_so(tmp_path, weights, monkeypatch):
-    d.make_spcv2(tmp_path / "data", seconds=0.3)
-    monkeypatch.setattr("evaluation.all_command.finetune_hook", lambda: None)
-    result = run("all", "--weights", weights, "--data-root", tmp_path / "data", "--out", tmp_path / "r",
-                 "--seeds", "42", *FAST)
-    assert result.exit_code == 0 and "fine-tuning skipped" in result.output
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, weights):
@@ -121,3 +113,40 @@ def test_tasks_command_reports_found_missing_and_absent(tmp_path):
     assert any(line.startswith("[incomplete] spcv2") for line in lines)
     assert any("1 listed files missing" in line and "gone_nohash_0.wav" in line for line in lines)
     assert any(line.startswith("[absent] vc1: not found") and "iden_split.txt" in line for line in lines)
+
+
+def test_a_tasks_own_probe_settings_and_table_note(tmp_path, weights, monkeypatch):
+    """Settings a task's task.json asks for (as the mini benchmark's do) reach the probe in `linear` and `all`,
+    and its note goes under the linear table; options given by the caller win (and the note then goes)."""
+    path = d.make_csv_task(tmp_path / "data", per_class=4, seconds=0.3, unit_sec=0.3)
+    note = "Toy task: probed with Adam lr 0.01 and batches of 4."
+    (path.parent / "task.json").write_text(json.dumps({
+        "name": "toy", "probe": {"lr": 0.01, "batch_size": 4},
+        "finetune": {"recipe": {"name": "toy", "optimizer": "adamw", "lr": 1e-3, "epochs": 1, "batch_size": 4},
+                     "seeds": [7], "max_rounds": 1, "num_workers": 0},
+        "table_notes": {"linear": note}}))
+    out = tmp_path / "res"
+    assert run("linear", "--task", f"csv:{path}", "--weights", weights, "--out", out, "--seeds", "42",
+               *FAST).exit_code == 0
+    record = json.loads(next((out / "runs").glob("*__toy__linear.json")).read_text())
+    assert (record["probe"]["lr"], record["probe"]["batch_size"], record["probe"]["max_epochs"]) == (0.01, 4, 3)
+    assert record["table_note"] == note and note in (out / "tables" / "linear.md").read_text()
+    calls = []
+    monkeypatch.setattr("evaluation.finetune.runner.run_finetune",
+                        lambda task, w, out_dir, **kw: calls.append((kw["recipe"], kw["seeds"], kw["rounds"],
+                                                                     kw["opts"].num_workers)))
+    result = run("all", "--tasks", f"csv:{path}", "--weights", weights, "--out", tmp_path / "all", "--seeds", "42",
+                 "--no-baseline", *FAST)
+    assert result.exit_code == 0, result.output
+    assert note in (tmp_path / "all" / "tables" / "linear.md").read_text()
+    assert calls == [(None, [7], ["main"], 0)]   # the recipe comes from the task inside run_finetune
+
+    from evaluation.finetune.recipes import task_recipe
+    from evaluation.linear_eval import evaluate_linear
+    from evaluation.tasks import load_task
+
+    task = load_task(f"csv:{path}")
+    assert task_recipe(task).name == "toy" and task_recipe(task).lr == 1e-3
+    record = evaluate_linear(task, weights, tmp_path / "own", seeds=(42,), num_workers=0, progress=False,
+                             probe_params={"max_epochs": 2, "lr": 3e-5})
+    assert record["probe"]["lr"] == 3e-5 and "table_note" not in record

@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from evaluation.finetune.recipes import Recipe, task_recipe
 from evaluation.mini import build, missing_requirements
 from evaluation.mini.build import DONE, MiniBuildError
 from evaluation.mini.plans import PLANNERS, SCALES, TASK_NAMES
 from evaluation.mini.pool import overlap_report, plan_pool
 from evaluation.mini.render import render_job
+from evaluation.mini.suite import MINI_PROBE, MINI_PROBE_NOTE, TASK_SETTINGS
 
 BUILDABLE = [t for t in TASK_NAMES if not missing_requirements(t)]
 pytestmark = pytest.mark.skipif(not BUILDABLE, reason="no mini-benchmark engine installed (pip install -e .[mini])")
@@ -53,6 +55,7 @@ def test_layout_csv_and_task_json(tiny):
         folder = out / task
         info = json.loads((folder / "task.json").read_text())
         assert info["unit_sec"] > 0 and info["metric"] in ("accuracy", "mAP")
+        assert {k: info[k] for k in TASK_SETTINGS} == TASK_SETTINGS   # how the benchmark is evaluated, as data
         assert info["multilabel"] == (task == "mini_tagging")
         table = rows(folder)
         column = "fold" if task == "mini_sounds" else "split"
@@ -80,6 +83,13 @@ def test_tasks_load_with_the_csv_task_reader(tiny):
         data = load_task(f"csv:{out / task / 'meta.csv'}")
         assert data.unit_sec == json.loads((out / task / "task.json").read_text())["unit_sec"]
         assert len(data.rounds()) == (3 if task == "mini_sounds" else 1)
+        assert data.probe == MINI_PROBE and data.table_notes == {"linear": MINI_PROBE_NOTE}
+        # the short recipe read back from task.json is the one `m2d-eval all` always used (same run folders)
+        recipe = task_recipe(data)
+        assert recipe == Recipe("mini", optimizer="adamw", lr=1e-3, epochs=2, warmup_epochs=1, batch_size=32,
+                                mixup=0.0, freq_mask=15, time_mask=20, rrc=False, token_mask=0.0, source="ours",
+                                reference="m2d-hear mini benchmark")
+        assert recipe.key() == "56e46e65" and data.finetune["seeds"] == [43] and data.finetune["max_rounds"] == 1
 
 
 def test_jobs_render_identically_in_another_process(tiny, tmp_path):
@@ -213,6 +223,26 @@ def test_resume_rebuilds_only_what_is_missing(tiny):
     untouched = [f for f in files if os.stat(folder / f).st_mtime_ns == before[f][1]]
     assert len(untouched) >= len(files) - 8  # jobs holding the deleted clips were re-rendered, not the others
     assert json.loads((folder / DONE).read_text())["files"] == {f: before[f][0] for f in files}
+
+
+def test_a_cached_task_gets_new_settings_without_rendering_again(tiny):
+    """A cache built by an older version (task.json without the evaluation settings) is brought up to date by the
+    next build: only the metadata is rewritten, no clip is rendered and the done-marker stays."""
+    out, _ = tiny
+    task = BUILDABLE[0]
+    folder = out / task
+    info = json.loads((folder / "task.json").read_text())
+    old = {k: v for k, v in info.items() if k not in TASK_SETTINGS}
+    (folder / "task.json").write_text(json.dumps(old, indent=2) + "\n")
+    clips = {f: os.stat(folder / f).st_mtime_ns for f in (r["file_name"] for r in rows(folder))}
+    done = (folder / DONE).read_text()
+    again = build(out, scale="tiny", tasks=[task], jobs=1, progress=False)
+    assert again.results[0].status == "cached"
+    assert json.loads((folder / "task.json").read_text()) == info
+    assert {f: os.stat(folder / f).st_mtime_ns for f in clips} == clips and (folder / DONE).read_text() == done
+    mtime = os.stat(folder / "task.json").st_mtime_ns
+    build(out, scale="tiny", tasks=[task], jobs=1, progress=False)   # up to date: nothing is written
+    assert os.stat(folder / "task.json").st_mtime_ns == mtime
 
 
 def test_missing_engine_is_reported_not_crashed(monkeypatch, tmp_path):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from evaluation.carve_out import carve_validation
 from evaluation.metrics import accuracy, mean_average_precision, mean_ci95
-from evaluation.probe import EarlyStopping, LinearProbe, bce_loss, carve_validation, onehot_loss
+from evaluation.probe import EarlyStopping, LinearProbe, bce_loss, onehot_loss
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -24,6 +25,12 @@ def test_map_by_hand():
     y = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 0]])
     s = np.array([[0.9, 0.1, 0.5], [0.8, 0.7, 0.5], [0.7, 0.9, 0.5], [0.1, 0.2, 0.5]])
     assert mean_average_precision(y, s) == pytest.approx(((1 + 2 / 3) / 2 + 1 / 2) / 2)
+    # the HEAR kit's rule: the class without a positive counts as AP 0
+    assert mean_average_precision(y, s, no_positive="zero") == pytest.approx(((1 + 2 / 3) / 2 + 1 / 2) / 3)
+    with pytest.raises(ValueError, match="no class has a positive"):
+        mean_average_precision(np.zeros((2, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="no_positive must be one of"):
+        mean_average_precision(y, s, no_positive="nan")
 
 
 def test_ci95_student_t():
@@ -55,9 +62,34 @@ def test_early_stopping_rule():
 def test_carve_out_covers_every_class():
     rng = np.random.RandomState(0)
     Y = np.eye(4)[np.r_[np.zeros(40, int), np.ones(40, int), [2, 2, 3, 3]]]
-    X = np.arange(len(Y))[:, None].astype(float)
-    Xt, Xv, Yt, Yv, ok = carve_validation(X, Y, 0.1, rng)
-    assert ok and (Yv.sum(0) > 0).all() and len(Xv) == 9 and len(Xt) + len(Xv) == len(X)
+    train, valid, ok = carve_validation(Y, 0.1, rng)
+    assert ok and (Y[valid].sum(0) > 0).all() and len(valid) == 9
+    assert sorted(np.r_[train, valid]) == list(range(len(Y)))
+
+
+def test_carve_out_draws_the_rows_evars_train_test_split_of_the_arrays_drew():
+    """The shared index-based carve-out draws exactly what the probe's former ``train_test_split(X, Y, ...)``
+    retry loop drew (same rows, same order, same generator state after), so probe numbers do not change."""
+    from sklearn.model_selection import train_test_split
+
+    def former(X, Y, fraction, rng, attempts=100):
+        needed = Y.sum(axis=0) > 0
+        for _ in range(attempts):
+            Xt, Xv, Yt, Yv = train_test_split(X, Y, test_size=fraction, random_state=rng)
+            if np.array_equal(Yv.sum(axis=0) > 0, needed):
+                return Xt, Xv, Yt, Yv, True
+        return Xt, Xv, Yt, Yv, False
+
+    for seed in range(5):
+        Y = np.eye(6)[np.r_[np.random.RandomState(seed).randint(0, 4, 50), [4, 5, 5]]].astype(np.float32)
+        X = np.random.RandomState(seed + 10).standard_normal((len(Y), 3)).astype(np.float32)
+        a, b = np.random.RandomState(seed), np.random.RandomState(seed)
+        Xt, Xv, Yt, Yv, ok = former(X, Y, 0.1, a)
+        train, valid, covered = carve_validation(Y, 0.1, b)
+        assert ok == covered
+        for x, y in ((Xt, X[train]), (Xv, X[valid]), (Yt, Y[train]), (Yv, Y[valid])):
+            np.testing.assert_array_equal(x, y)
+        assert a.randint(1 << 30) == b.randint(1 << 30)
 
 
 def test_one_epoch_equals_hand_computed_adam_step():

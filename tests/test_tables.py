@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from evaluation.cli import main
 from evaluation.scores import ScoreRow, append_scores, done_keys, read_scores, row_key
-from evaluation.tables import comparison, load_reference, summarize, to_latex, to_markdown
+from evaluation.tables import comparison, load_reference, summarize, to_latex, to_markdown, write_tables
 
 
 def rows(weights, task, scores_by_seed, protocol="linear", metric="accuracy"):
@@ -114,3 +114,37 @@ def test_table_command_writes_every_format(results):
 def test_table_command_without_scores(tmp_path):
     result = CliRunner().invoke(main, ["table", str(tmp_path)])
     assert result.exit_code == 1 and "no scores yet" in result.output
+
+
+def test_notes_recorded_by_the_runs_go_under_their_table(results):
+    import json
+
+    (results / "runs").mkdir()
+    note = "Toy tasks: probed with other settings."
+    (results / "runs" / "a.json").write_text(json.dumps({"table_note": note}))
+    (results / "runs" / "b.json").write_text(json.dumps({"probe": {}}))
+    scores = read_scores(results)
+    scores["run"] = scores["run"].astype(object)
+    scores.loc[scores.task == "mini_kw", "run"] = "runs/a.json"
+    scores.loc[scores.task == "us8k", "run"] = "runs/b.json"
+    scores.loc[scores.protocol == "finetune", "run"] = "runs/absent.json"   # a record that is gone adds nothing
+    scores.to_csv(results / "scores.csv", index=False)
+    write_tables(results, plot=False)
+    assert (results / "tables" / "linear.md").read_text().rstrip().endswith(note)
+    assert note not in (results / "tables" / "finetune.md").read_text()
+
+
+def test_committed_tables_are_rebuilt_identically(tmp_path):
+    """``results/m2d-eval`` (the README's mini-benchmark figures): its scores.csv and run records rebuild the
+    committed tables byte for byte, the mini benchmark's probe note included (read from the run records)."""
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parent.parent / "results" / "m2d-eval"
+    shutil.copy(committed / "scores.csv", tmp_path / "scores.csv")
+    shutil.copytree(committed / "runs", tmp_path / "runs")
+    write_tables(tmp_path, plot=False)
+    for name in ("linear.md", "linear.csv", "linear.tex", "finetune.md", "finetune.csv", "finetune.tex",
+                 "summary.csv"):
+        assert (tmp_path / "tables" / name).read_text() == (committed / "tables" / name).read_text(), name
+    assert "Mini tasks: linear probe with Adam lr 0.001" in (tmp_path / "tables" / "linear.md").read_text()

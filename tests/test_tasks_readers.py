@@ -206,3 +206,42 @@ def test_hear_task_folders(tmp_path):
     (folder / "task_metadata.json").unlink()
     with pytest.raises(DatasetError, match="task_metadata.json: task_metadata.json not found"):
         load_task(f"hear:{folder}")
+
+
+def test_one_json_reader_for_task_and_hear_folders(tmp_path):
+    """Every reader of a task folder's JSON (csv task.json, hear: sources, hear-embed, hear-predict's embedding
+    folders, hear-leaderboard) raises the same DatasetError, naming the file and the fix."""
+    from evaluation.hear.data import read_task
+    from evaluation.hear.embed import read_task_metadata
+    from evaluation.hear.leaderboard import collect
+
+    folder = d.make_hear_task(tmp_path / "h")
+    (folder / "task_metadata.json").write_text("{not json")
+    readers = [lambda: load_task(f"hear:{folder}"), lambda: read_task_metadata(folder), lambda: read_task(folder),
+               lambda: collect([folder])]
+    for read in readers:
+        with pytest.raises(DatasetError, match=r"task_metadata.json: not valid JSON \(.* at line 1\); \w+"):
+            read()
+    (folder / "task_metadata.json").unlink()
+    for read in readers:
+        with pytest.raises(DatasetError, match=r"task_metadata.json: task_metadata.json not found; \w+"):
+            read()
+    path = d.make_csv_task(tmp_path / "c", header=False)
+    (path.parent / "task.json").write_text("[1,")
+    with pytest.raises(DatasetError, match=r"task.json: not valid JSON .*; fix or remove it"):
+        load_task(f"csv:{path}")
+
+
+def test_task_json_carries_the_tasks_own_protocol_settings(tmp_path):
+    path = d.make_csv_task(tmp_path)
+    assert (load_task(f"csv:{path}").probe, load_task(f"csv:{path}").finetune) == ({}, {})
+    own = {"probe": {"lr": 1e-3}, "finetune": {"recipe": {"name": "short", "epochs": 2}, "seeds": [43],
+                                               "max_rounds": 1},
+           "table_notes": {"linear": "probed with lr 1e-3"}}
+    (path.parent / "task.json").write_text(json.dumps(own))
+    task = load_task(f"csv:{path}")
+    assert (task.probe, task.finetune, task.table_notes) == (own["probe"], own["finetune"], own["table_notes"])
+    for bad in ({"probe": [1]}, {"table_notes": {"linear": 3}}):
+        (path.parent / "task.json").write_text(json.dumps(bad))
+        with pytest.raises(DatasetError, match=f"task.json: '{next(iter(bad))}' must be a JSON object"):
+            load_task(f"csv:{path}")

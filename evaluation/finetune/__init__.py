@@ -5,9 +5,9 @@ every seed and returns a :class:`FinetuneSummary`; ``m2d-eval finetune`` is its 
 Modules: ``model`` (network), ``augment``, ``optim`` (optimisers, schedule), ``recipes``, ``data`` (loading and
 batch order), ``trainer`` (one run), ``runner`` (rounds x seeds), ``distributed`` (torchrun), ``losses``.
 """
-from .recipes import RECIPES, Recipe, recipe_for
+from .recipes import RECIPES, Recipe, recipe_for, task_recipe
 from .runner import DEFAULT_SEEDS, FinetuneSummary, evaluate_finetune, run_finetune
 from .trainer import FinetuneError, RoundResult, TrainOptions, train_round
 
-__all__ = ["RECIPES", "Recipe", "recipe_for", "DEFAULT_SEEDS", "FinetuneSummary", "run_finetune", "evaluate_finetune",
-           "FinetuneError", "RoundResult", "TrainOptions", "train_round"]
+__all__ = ["RECIPES", "Recipe", "recipe_for", "task_recipe", "DEFAULT_SEEDS", "FinetuneSummary", "run_finetune",
+           "evaluate_finetune", "FinetuneError", "RoundResult", "TrainOptions", "train_round"]

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from evaluation.tasks.base import DatasetError, TaskData
 from m2d_hear.errors import InputError
 
 from .optim import OPTIMIZERS
@@ -116,3 +117,16 @@ RECIPES["gtzan_hear10fold"] = replace(RECIPES["gtzan"], name="gtzan_hear10fold")
 def recipe_for(task_name: str) -> Recipe:
     """The recipe of a task name (``default`` for generic sources and unknown names)."""
     return RECIPES.get(task_name, RECIPES["default"])
+
+
+def task_recipe(task: TaskData) -> Recipe:
+    """A task's own recipe: the one its ``task.json`` gives (``finetune.recipe``, e.g. the mini benchmark's), else
+    :func:`recipe_for` its name."""
+    fields_ = task.finetune.get("recipe")
+    if not fields_:
+        return recipe_for(task.name)
+    try:
+        return Recipe(**fields_)
+    except (TypeError, ValueError) as err:
+        raise DatasetError(f"{task.source}: the task's finetune.recipe is not a usable recipe ({err}); fix its "
+                           "task.json") from None

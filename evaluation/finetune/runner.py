@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.scores import ScoreRow
-from evaluation.scores import append_scores as append_score_rows
+from evaluation.scores import ScoreRow, append_scores, weights_label
 from evaluation.tasks.base import TaskData
 from m2d_hear.fileio import sha256_file
 
 from . import distributed as D
-from .recipes import Recipe, recipe_for
+from .recipes import Recipe, task_recipe
 from .trainer import FinetuneError, RoundResult, TrainOptions, train_round, write_json
 
 DEFAULT_SEEDS = (43, 44, 45)
@@ -67,12 +66,6 @@ def weights_id(weights: str | Path) -> str:
     return f"{name}-{sha256_file(p)[:8]}" if p.is_file() else name
 
 
-def weights_label(weights: str | Path) -> str:
-    """The ``weights`` column of ``scores.csv``: ``<parent folder>/<file stem>`` (as the linear probe writes)."""
-    p = Path(weights)
-    return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
-
-
 def task_dir(out_dir: Path, task: str, task_id: str = "") -> Path:
     """``out_dir/<task>-t<8 hex digits of the task id>`` (``out_dir/<task>`` without an id)."""
     return Path(out_dir) / (f"{task}-t{task_id[:8]}" if task_id else task)
@@ -107,24 +100,19 @@ def score_rows(summary: "FinetuneSummary", run_file: str = "") -> list[dict]:
     return rows
 
 
-def append_scores(rows: list[dict], folder: str | Path) -> Path:
-    """Add rows (dicts of ``scores.csv`` columns) to ``folder/scores.csv`` with the shared, locked writer."""
-    return append_score_rows(folder, [ScoreRow(**r) for r in rows])
-
-
 def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, recipe: Recipe | None = None,
                  seeds=DEFAULT_SEEDS, opts: TrainOptions | None = None, resume: bool = False,
                  scores_dir: str | Path | None = None, rounds: list[str] | None = None,
                  info: D.DistEnv | None = None) -> FinetuneSummary:
     """Fine-tune ``weights`` on every round (fold) of ``task_data`` for each seed.
 
-    recipe: default :func:`recipes.recipe_for` the task name. opts: how to run (device, workers, no-valid rule);
+    recipe: default the task's own (:func:`recipes.task_recipe`). opts: how to run (device, workers, no-valid rule);
     its seed is replaced by each of ``seeds``. rounds: restrict to these round names (e.g. one fold).
     scores_dir: append one row per (seed, round) to ``scores_dir/scores.csv`` (protocol ``finetune``, or
     ``finetune-carve`` under the carve-out rule). Returns the per-seed means (a seed's
     score is the mean over its rounds) and every round's result.
     """
-    recipe = recipe or recipe_for(task_data.name)
+    recipe = recipe or task_recipe(task_data)
     opts = opts or TrainOptions()
     info = info or D.setup(opts.device)
     all_rounds = task_data.rounds()
@@ -158,16 +146,25 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
                 run_file = run_file.resolve().relative_to(Path(scores_dir).resolve())
             except ValueError:
                 pass
-            append_scores(score_rows(summary, str(run_file)), scores_dir)
+            append_scores(scores_dir, [ScoreRow(**row) for row in score_rows(summary, str(run_file))])
     return summary
 
 
 def evaluate_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, device: str | None = None,
-                      seeds=DEFAULT_SEEDS, resume: bool = True, recipe: Recipe | None = None,
+                      seeds=None, resume: bool = True, recipe: Recipe | None = None,
                       rounds: list[str] | None = None, **options) -> FinetuneSummary:
     """The ``m2d-eval all`` hook: fine-tune with the task's recipe, runs under ``out_dir/finetune``, rows appended
     to ``out_dir/scores.csv``. ``resume`` defaults to True so that a re-run of ``all`` continues or reuses runs;
-    ``options`` are :class:`TrainOptions` fields (``num_workers``, ``no_valid``, ``precision`` ...)."""
+    ``options`` are :class:`TrainOptions` fields (``num_workers``, ``no_valid``, ``precision`` ...).
+
+    What is not given comes from the task's own settings (``task_data.finetune``: ``seeds``, ``max_rounds`` = only
+    the first rounds, ``num_workers``; the mini benchmark's task.json sets them), else the defaults."""
+    own = task_data.finetune
+    seeds = seeds or own.get("seeds") or DEFAULT_SEEDS
+    if rounds is None and own.get("max_rounds"):
+        rounds = [r.name for r in task_data.rounds()[:int(own["max_rounds"])]]
+    if "num_workers" in own:
+        options.setdefault("num_workers", int(own["num_workers"]))
     opts = TrainOptions(device=device, **options)
     return run_finetune(task_data, weights, Path(out_dir) / "finetune", recipe=recipe, seeds=seeds, opts=opts,
                         resume=resume, scores_dir=out_dir, rounds=rounds)

@@ -11,7 +11,8 @@ Model selection (``rule``):
   score over epochs is reported. This is what the papers did ("following PANNs", EVAR ``finetune.py``), so it is the
   default for comparability; it is optimistic and tables must say so;
 - ``carve``: no validation split: a seeded random 10 % of the training clips (retried until every class is present)
-  becomes the validation split; the sound alternative.
+  becomes the validation split, drawn by the linear probe's rule (:mod:`evaluation.carve_out`); the sound
+  alternative.
 
 Files in the run folder, all written atomically by the main process:
 ``last.pth`` (model, optimiser, epoch, best so far, history: what ``resume`` continues from), ``<folder>/best.pth``
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from evaluation.carve_out import carve_validation
 from evaluation.metrics import score
 from evaluation.tasks.base import Clip, DatasetError, Round, TaskData
 from m2d_hear.audio import AudioError
@@ -113,23 +115,15 @@ class RoundResult:
 
 # ------------------------------------------------------------------------------------------- splits & rule
 def carve_valid(train: list[Clip], classes: list[str], multilabel: bool, seed: int, fraction: float):
-    """A seeded random ``fraction`` of ``train`` as validation, retried (up to 100 times) until it holds every
-    class that has a positive (EVAR's probe rule); returns (train, valid)."""
+    """The linear probe's carve-out (:func:`evaluation.carve_out.carve_validation`, drawn from
+    ``RandomState(seed)``) of ``train``; returns (train, valid), each in task order."""
     n = len(train)
-    n_valid = max(1, int(round(n * fraction)))
-    if n - n_valid < 2:
+    if n >= 2:
+        y = label_matrix(train, classes, multilabel, "train")
+        keep, valid, _ = carve_validation(y, fraction, np.random.RandomState(seed))
+    if n < 2 or len(keep) < 2:
         raise DatasetError(f"only {n} training clips: too few to carve a validation split")
-    rng = np.random.default_rng([seed, 3])
-    y = label_matrix(train, classes, multilabel, "train")
-    need = y.sum(0) > 0
-    for _ in range(100):
-        perm = rng.permutation(n)
-        valid_idx = np.sort(perm[:n_valid])
-        if (y[valid_idx].sum(0) > 0)[need].all():
-            break
-    keep = np.ones(n, dtype=bool)
-    keep[valid_idx] = False
-    return [c for c, k in zip(train, keep) if k], [train[i] for i in valid_idx]
+    return [train[i] for i in np.sort(keep)], [train[i] for i in np.sort(valid)]
 
 
 def selection_rule(rnd: Round, no_valid: str) -> str:

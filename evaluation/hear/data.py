@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import builtins
 import io
-import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from evaluation.tasks.layout import read_json
 
 from .errors import HearTaskError
 
@@ -29,13 +30,6 @@ def _require(path: Path) -> Path:
     if not path.is_file():
         raise HearTaskError(f"{path}: missing; {FIX}")
     return path
-
-
-def read_json(path: Path):
-    try:
-        return json.loads(_require(path).read_text())
-    except json.JSONDecodeError as err:
-        raise HearTaskError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}); {FIX}") from None
 
 
 # Globals a pickle of built-in containers, strings and numbers may name: sets are pickled as ``set(list)`` below
@@ -117,7 +111,7 @@ class EmbeddingTask:
 
     def dims(self, split: str) -> tuple[int, int]:
         path = self.path / f"{split}.embedding-dimensions.json"
-        dims = read_json(path)
+        dims = read_json(path, FIX)
         if not (isinstance(dims, list) and len(dims) == 2 and all(isinstance(d, int) and d >= 0 for d in dims)):
             raise HearTaskError(f"{path}: expected [rows, dim], got {dims!r}; {FIX}")
         return dims[0], dims[1]
@@ -126,7 +120,7 @@ class EmbeddingTask:
         """The ``<split>.json`` label files of ``splits``, merged (file names are unique across splits)."""
         merged: dict = {}
         for split in splits:
-            part = read_json(self.path / f"{split}.json")
+            part = read_json(self.path / f"{split}.json", FIX)
             overlap = set(part) & set(merged)
             if overlap:
                 raise HearTaskError(f"{self.path / f'{split}.json'}: file {sorted(overlap)[0]} also appears in another "
@@ -175,7 +169,7 @@ def read_task(path: str | Path) -> EmbeddingTask:
     path = Path(path)
     if not path.is_dir():
         raise HearTaskError(f"{path}: not a folder; pass embedding task folders written by hear-embed")
-    metadata = check_metadata(read_json(path / "task_metadata.json"), path / "task_metadata.json")
+    metadata = check_metadata(read_json(path / "task_metadata.json", FIX), path / "task_metadata.json")
     return EmbeddingTask(path, metadata, read_vocabulary(path / "labelvocabulary.csv"))
 
 
@@ -234,7 +228,7 @@ def _split_part(task: EmbeddingTask, split: str, in_memory: bool, with_meta: boo
         raise HearTaskError(f"{labels_path}: {len(labels)} label rows for {rows} embeddings; {FIX}")
     filenames = timestamps = None
     if with_meta and task.is_event:
-        pairs = read_json(task.path / f"{split}.filename-timestamps.json")
+        pairs = read_json(task.path / f"{split}.filename-timestamps.json", FIX)
         if len(pairs) != rows:
             raise HearTaskError(f"{task.path / f'{split}.filename-timestamps.json'}: {len(pairs)} rows for {rows} "
                                 f"embeddings; {FIX}")

@@ -38,6 +38,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from evaluation.tasks.layout import read_json
 from evaluation.weights_command import resolve_weights_option
 
 from ..cli_options import trust_checkpoint_option
@@ -48,20 +49,11 @@ MARKER = ".m2d-embed.json"
 
 
 # -------------------------------------------------------------------------------------------------- reading
-def read_json(path: Path, what: str = GET):
-    if not path.is_file():
-        raise HearTaskError(f"{path}: missing; {what}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise HearTaskError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}); {what}") from None
-
-
 def read_task_metadata(task_dir: Path) -> dict:
     from .data import check_metadata
 
     path = task_dir / "task_metadata.json"
-    meta = check_metadata(read_json(path), path)
+    meta = check_metadata(read_json(path, GET), path)
     if "sample_duration" not in meta:
         raise HearTaskError(f"{path}: missing sample_duration (seconds, or null for variable length); {GET}")
     if not (task_dir / "labelvocabulary.csv").is_file():
@@ -223,7 +215,7 @@ def embed_task(model, task_dir: Path, out_task: Path, progress: bool = True) -> 
     prng = random.Random(0)
     for split in metadata["splits"]:
         split_path = task_dir / f"{split}.json"
-        split_data = read_json(split_path)
+        split_data = read_json(split_path, GET)
         if not isinstance(split_data, dict) or not split_data:
             raise HearTaskError(f"{split_path}: expected a non-empty {{file: labels}} object; {GET}")
         shutil.copy(split_path, out_task)

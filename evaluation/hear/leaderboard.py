@@ -14,11 +14,12 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import json
 import os
 from pathlib import Path
 
 import click
+
+from evaluation.tasks.layout import read_json
 
 from .errors import HearTaskError
 
@@ -76,18 +77,17 @@ def collect(folders: list[Path], echo=print) -> dict[str, float]:
     for folder in folders:
         meta_path = folder / "task_metadata.json"
         scores_path = folder / "test.predicted-scores.json"
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path, "pass embedding task folders written by hear-embed")
         mode = meta.get("mode") or folder.name.rsplit("-", 1)[-1]  # hear-preprocess names end in -<mode>
         key = (meta.get("task_name"), mode)
         column = TASKS.get(key)
         if column is None:
             echo(f"note: {folder.name} ({key[0]}, mode {key[1]}) is not a HEAR leaderboard task; left out")
             continue
-        if not scores_path.is_file():
-            raise HearTaskError(f"{scores_path}: missing; run `m2d-eval hear-predict {folder}` first")
+        scores = read_json(scores_path, f"run `m2d-eval hear-predict {folder}` first")
         if column in cells:
             raise HearTaskError(f"{folder} and {origin[column]} both give the {column!r} column; pass only one")
-        cells[column] = primary_test_score(json.loads(scores_path.read_text()), str(scores_path))
+        cells[column] = primary_test_score(scores, str(scores_path))
         origin[column] = folder
     return cells
 

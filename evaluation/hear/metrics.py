@@ -25,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 
+from evaluation.metrics import mean_average_precision
+
 Events = dict[str, list[dict]]
 EPS = float(np.spacing(1))  # sed_eval's eps in the rate denominators
 
@@ -52,12 +54,12 @@ def chroma_accuracy(predictions: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean(predictions.argmax(1) % 12 == targets.argmax(1) % 12))
 
 
-def mean_average_precision(predictions: np.ndarray, targets: np.ndarray) -> float:
-    """Macro average precision (scikit-learn ``average_precision_score(average="macro")``)."""
-    from sklearn.metrics import average_precision_score
-
+def kit_mean_average_precision(predictions: np.ndarray, targets: np.ndarray) -> float:
+    """The kit's ``mAP``: scikit-learn's macro average precision, where a label without a positive scores 0
+    (:func:`evaluation.metrics.mean_average_precision` with ``no_positive="zero"``; note the kit's argument
+    order, predictions first)."""
     predictions, targets = _check_2d(predictions, targets)
-    return float(average_precision_score(targets, predictions, average="macro"))
+    return mean_average_precision(targets, predictions, no_positive="zero")
 
 
 def d_prime(predictions: np.ndarray, targets: np.ndarray) -> float:
@@ -223,7 +225,7 @@ SCORES: dict[str, Score] = {s.name: s for s in [
     Score("top1_acc", _scene(top1_accuracy)),
     Score("pitch_acc", _scene(top1_accuracy)),
     Score("chroma_acc", _scene(chroma_accuracy)),
-    Score("mAP", _scene(mean_average_precision)),
+    Score("mAP", _scene(kit_mean_average_precision)),
     Score("d_prime", _scene(d_prime)),
     Score("aucroc", _scene(aucroc)),
     Score("event_onset_200ms_fms", _event_fms(0.2), event_based=True),

@@ -3,15 +3,17 @@
 Layout of ``CACHE_DIR`` (default ``$M2D_CACHE/mini`` or ``~/.cache/m2d-hear/mini``)::
 
     mini_kws/meta.csv            file_name,label,split   (EVAR-style; file_name relative to the CSV's folder)
-    mini_kws/task.json           {"unit_sec", "multilabel", "metric", ...}
+    mini_kws/task.json           {"unit_sec", "multilabel", "metric", ..., "probe", "finetune", "table_notes"}
     mini_kws/train/yes/....wav   16 kHz mono 16-bit PCM
     mini_sounds/meta.csv         file_name,label,fold    (leave-one-fold-out)
     mini_tagging/meta.csv        labels joined by ';'
     pool/files.csv, pool/pool.json, pool/<kind>/pool_NNNNN.wav
 
 A task is finished when its ``.done.json`` (plan hash and per-file SHA-256) exists; a finished task whose plan is
-unchanged is skipped. Clips are written atomically one by one, so a killed build resumes with the jobs whose files
-are missing. A folder built from another plan (another ``--scale`` or seed) is rebuilt from scratch.
+unchanged is skipped, except that its metadata files (``meta.csv``, ``task.json``) are rewritten where they differ
+from what this version writes (e.g. new evaluation settings from ``suite.py``): no audio is rendered again. Clips
+are written atomically one by one, so a killed build resumes with the jobs whose files are missing. A folder built
+from another plan (another ``--scale`` or seed) is rebuilt from scratch.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ from m2d_hear.errors import InputError
 from . import music, speech
 from .plans import PLANNERS, SCALES, TASK_NAMES, TaskPlan, sound_packs
 from .render import render_job
+from .suite import TASK_SETTINGS
 
 PLAN_VERSION = 1
 DONE = ".done.json"
@@ -144,24 +148,40 @@ def _meta_csv(plan: TaskPlan) -> str:
     return buf.getvalue()
 
 
-def _finish(plan: TaskPlan, folder: Path, digest: str, extra: dict) -> None:
+def _metadata(plan: TaskPlan, extra: dict) -> dict[str, str]:
+    """File name -> text of the metadata files of a finished task (``meta.csv``, ``task.json``) or of the pool
+    (``files.csv``, ``pool.json``)."""
     if plan.name == "pool":
-        _write_text(folder / "files.csv", "file_name\n" + "".join(f"{c.file}\n" for c in sorted(
-            plan.clips, key=lambda c: c.file)))
         info = {"name": "pool", "clips": len(plan.clips), "clip_sec": plan.unit_sec, "sample_rate": 16000,
                 "counts": plan.sources.get("counts", {}), "voices": plan.sources.get("voices", []),
                 "packs": plan.sources.get("packs", []), **extra}
-        _write_text(folder / "pool.json", json.dumps(info, indent=2) + "\n")
-    else:
-        _write_text(folder / "meta.csv", _meta_csv(plan))
-        classes = sorted({label for c in plan.clips if c.split in ("train", "1", "2", "3", "4", "5")
-                          for label in c.labels} | {label for c in plan.clips for label in c.labels})
-        info = {"name": plan.name, "description": plan.kind, "unit_sec": plan.unit_sec,
-                "multilabel": plan.multilabel, "metric": plan.metric, "sample_rate": 16000,
-                "split_column": plan.split_column, "classes": classes, "clips": len(plan.clips), **extra}
-        if plan.split_column == "fold":
-            info["folds"] = sorted({c.split for c in plan.clips}, key=int)
-        _write_text(folder / "task.json", json.dumps(info, indent=2) + "\n")
+        return {"files.csv": "file_name\n" + "".join(f"{c.file}\n" for c in sorted(plan.clips, key=lambda c: c.file)),
+                "pool.json": json.dumps(info, indent=2) + "\n"}
+    classes = sorted({label for c in plan.clips if c.split in ("train", "1", "2", "3", "4", "5")
+                      for label in c.labels} | {label for c in plan.clips for label in c.labels})
+    info = {"name": plan.name, "description": plan.kind, "unit_sec": plan.unit_sec,
+            "multilabel": plan.multilabel, "metric": plan.metric, "sample_rate": 16000,
+            "split_column": plan.split_column, "classes": classes, "clips": len(plan.clips), **extra}
+    if plan.split_column == "fold":
+        info["folds"] = sorted({c.split for c in plan.clips}, key=int)
+    info.update(TASK_SETTINGS)
+    return {"meta.csv": _meta_csv(plan), "task.json": json.dumps(info, indent=2) + "\n"}
+
+
+def _write_metadata(plan: TaskPlan, folder: Path, extra: dict) -> list[str]:
+    """Write the metadata files that differ from what the plan and the settings give; returns their names. A
+    finished task whose plan is unchanged gets new settings this way, with no audio rendered again."""
+    changed = []
+    for name, text in _metadata(plan, extra).items():
+        path = folder / name
+        if not path.is_file() or path.read_text() != text:
+            _write_text(path, text)
+            changed.append(name)
+    return changed
+
+
+def _finish(plan: TaskPlan, folder: Path, digest: str, extra: dict) -> None:
+    _write_metadata(plan, folder, extra)
     files = {c.file: _sha256(folder / c.file) for c in sorted(plan.clips, key=lambda c: c.file)}
     _write_text(folder / DONE, json.dumps({"plan": digest, "files": files}, indent=1) + "\n")
 
@@ -199,6 +219,10 @@ def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list
         else:
             plans[name] = PLANNERS[name](SCALES[scale], seed)
     job_clips = SCALES[scale].job_clips
+
+    def extra_info(name: str) -> dict:
+        return {"scale": scale if name != "pool" else None, "seed": seed}
+
     pending: dict[str, list[list]] = {}
     digests: dict[str, str] = {}
     started: dict[str, float] = {}
@@ -209,6 +233,11 @@ def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list
         folder = out / name
         digests[name] = plan_hash(plan)
         if _prepare_folder(folder, digests[name]):
+            try:
+                _write_metadata(plan, folder, extra_info(name))
+            except OSError as err:  # e.g. a read-only copy of a cache built elsewhere: usable, with its old metadata
+                warnings.warn(f"{folder}: could not update its metadata files ({err.strerror or err}); the task "
+                              "keeps the ones it was built with", RuntimeWarning, stacklevel=2)
             report.results.append(TaskResult(name, folder, "cached", len(plan.clips)))
             continue
         todo = [job for job in plan.jobs(job_clips if name != "pool" else 40)
@@ -224,8 +253,7 @@ def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list
         bar.update(n)
         remaining[name] -= 1
         if remaining[name] == 0:
-            _finish(plans[name], out / name, digests[name], {"scale": scale if name != "pool" else None,
-                                                             "seed": seed})
+            _finish(plans[name], out / name, digests[name], extra_info(name))
             report.results.append(TaskResult(name, out / name, "built", len(plans[name].clips),
                                              time.time() - started[name]))
 
@@ -259,3 +287,9 @@ def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list
     report.results.sort(key=lambda r: order_names.get(r.name, 99))
     report.seconds = time.time() - start
     return report
+
+
+def mini_task_sources(cache_dir: str | Path | None = None, scale: str = "default", progress: bool = True) -> list[str]:
+    """Build the five tasks if needed (cached builds return at once) and return their ``csv:`` sources."""
+    report = build(cache_dir, scale=scale, progress=progress)
+    return [report.source(task) for task in TASK_NAMES if (report.out_dir / task / "meta.csv").is_file()]

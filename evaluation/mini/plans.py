@@ -248,6 +248,18 @@ def _genre_pieces(scale: Scale, styles: list[str], seed: int) -> dict[str, dict[
     return out
 
 
+def benchmark_pieces(seed: int = 0) -> set[str]:
+    """Every piece a benchmark plan (``mini_genre``, ``mini_tagging``) uses at any scale: kept out of the pool."""
+    reserved: set[str] = set()
+    for scale in SCALES.values():
+        for style in _genre_pieces(scale, _tiny_styles(scale), seed).values():
+            for split in style.values():
+                reserved.update(split)
+        for split in tagging_pieces(scale, seed).values():
+            reserved.update(split)
+    return reserved
+
+
 def sound_packs() -> tuple[dict[str, list[Sample]], dict[str, list[Sample]]]:
     """(benchmark fold groups, pool packs). Sonic Pi's drum families form one group."""
     bench: dict[str, list[Sample]] = {}

@@ -18,7 +18,8 @@ import random
 from m2d_hear.errors import InputError
 
 from . import music, speech
-from .plans import SCALES, TASK_NAMES, ClipPlan, TaskPlan, make_persona, sound_packs, voice_partition
+from .plans import (TASK_NAMES, ClipPlan, TaskPlan, benchmark_pieces, make_persona, music_recipe, sound_packs,
+                    voice_partition)
 from .text import KEYWORDS, POOL_WORDS, SENTENCES
 
 
@@ -46,9 +47,8 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> Task
         words = " ".join(rng.choice(POOL_WORDS) for _ in range(rng.randrange(5, 15)))
         return persona.recipe(words, rng.randrange(1 << 30))
 
-    def music_recipe(piece, font):
-        from .plans import music_recipe as recipe
-        return recipe(piece, rng, rng.choice(music.ALL_PROGRAMS), font, clip_sec)
+    def pool_music_recipe(piece, font):
+        return music_recipe(piece, rng, rng.choice(music.ALL_PROGRAMS), font, clip_sec)
 
     index = 0
 
@@ -65,7 +65,7 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> Task
     for i in range(counts["music"]):
         piece = pieces[(i // 3) % len(pieces)]
         font = piece_font.setdefault(piece, rng.choice(fonts))
-        add(music_recipe(piece, font), f"music-{font}")
+        add(pool_music_recipe(piece, font), f"music-{font}")
     for _ in range(counts["samples"]):
         sample = rng.choice(samples)
         n_hits = rng.randrange(1, 9)
@@ -75,7 +75,7 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> Task
     for i in range(counts["mix"]):
         piece = pieces[-1 - (i // 3) % len(pieces)]
         font = piece_font.setdefault(piece, rng.choice(fonts))
-        add({"src": "mix", "parts": [speech_recipe(), music_recipe(piece, font)],
+        add({"src": "mix", "parts": [speech_recipe(), pool_music_recipe(piece, font)],
              "gains_db": [0.0, round(rng.uniform(-15, -3), 2)], "positions": [rng.random(), 0.0]}, f"mix-{font}")
     plan.sources = {"voices": sorted(voices), "pieces": sorted(pieces), "packs": sorted(packs),
                     "files": sorted(str(s.path) for s in samples), "counts": counts}
@@ -84,15 +84,7 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> Task
 
 def pool_pieces(seed: int = 0) -> list[str]:
     """Pieces no benchmark scale uses: pool-only styles plus benchmark-style pieces outside every benchmark plan."""
-    from .plans import _genre_pieces, _tiny_styles, tagging_pieces
-
-    reserved = set()
-    for scale in SCALES.values():
-        for style in _genre_pieces(scale, _tiny_styles(scale), seed).values():
-            for split in style.values():
-                reserved.update(split)
-        for split in tagging_pieces(scale, seed).values():
-            reserved.update(split)
+    reserved = benchmark_pieces(seed)
     pieces = [p for style in music.POOL_ONLY_STYLES for p in music.style_pieces(style)]
     for style in music.BENCHMARK_STYLES:
         pieces += [p for p in music.style_pieces(style) if p not in reserved]

@@ -1,12 +1,9 @@
-"""How ``m2d-eval all`` runs the mini benchmark: its task sources and its short fine-tuning recipe."""
+"""How the mini benchmark is evaluated: its linear-probe settings, its short fine-tuning recipe and the note under
+the linear table. Plain data: ``build`` writes it into every task's ``task.json`` (``TASK_SETTINGS``), where the
+generic code (``evaluation.linear_eval``, ``evaluation.finetune``, ``evaluation.tables``) reads it from the task;
+nothing outside the mini benchmark imports this module.
+"""
 from __future__ import annotations
-
-from pathlib import Path
-
-from evaluation.finetune.recipes import Recipe
-
-from .build import build
-from .plans import TASK_NAMES
 
 # A short fine-tune that fits the benchmark's few-minute budget on two CPU cores: AdamW (the VC1 recipe's optimiser,
 # which needs no lr search for small models) at lr 1e-3, 2 epochs with 1 of warm-up, SpecAugment, no mixup, one
@@ -14,10 +11,16 @@ from .plans import TASK_NAMES
 # tables say so. With 6-12 steps per epoch it is a demonstration of the pipeline, not a tuned result: measured on
 # mini_kws with the default model, 24.2 % after 6 epochs at lr 3e-4 and 27.5 % after 3 at 1e-3, while the linear
 # probe on the frozen encoder reaches 70.8 %. Two epochs keep `m2d-eval all` under 5 minutes with a cached build.
-MINI_FINETUNE = Recipe("mini", optimizer="adamw", lr=1e-3, epochs=2, warmup_epochs=1, batch_size=32, mixup=0.0,
-                       freq_mask=15, time_mask=20, rrc=False, token_mask=0.0, source="ours",
-                       reference="m2d-hear mini benchmark", notes="short fine-tune sized for a 2-core CPU")
-MINI_FINETUNE_SEEDS = (43,)
+# `recipe` holds evaluation.finetune.recipes.Recipe fields; short clips decode in microseconds, so the loaders run in
+# the main process (worker start-up per epoch would dominate the run).
+MINI_FINETUNE = {
+    "recipe": {"name": "mini", "optimizer": "adamw", "lr": 1e-3, "epochs": 2, "warmup_epochs": 1, "batch_size": 32,
+               "mixup": 0.0, "freq_mask": 15, "time_mask": 20, "rrc": False, "token_mask": 0.0, "source": "ours",
+               "reference": "m2d-hear mini benchmark", "notes": "short fine-tune sized for a 2-core CPU"},
+    "seeds": [43],
+    "max_rounds": 1,
+    "num_workers": 0,
+}
 
 # The linear probe on the mini tasks: EVAR's protocol with two settings changed. Its Adam lr 3e-5 with batches of
 # min(200, n_train) is sized for datasets of 10^4-10^5 clips; on these tasks of 200-400 training clips it makes one
@@ -28,8 +31,5 @@ MINI_PROBE_NOTE = ("Mini tasks: linear probe with Adam lr {lr:g} and batches of 
                    "and 200 (evaluation/mini/suite.py: EVAR's settings leave a probe on a few hundred clips "
                    "untrained).").format(**MINI_PROBE)
 
-
-def mini_task_sources(cache_dir: str | Path | None = None, scale: str = "default", progress: bool = True) -> list[str]:
-    """Build the five tasks if needed (cached builds return at once) and return their ``csv:`` sources."""
-    report = build(cache_dir, scale=scale, progress=progress)
-    return [report.source(task) for task in TASK_NAMES if (report.out_dir / task / "meta.csv").is_file()]
+# What every mini task's task.json carries besides its own facts (read into evaluation.tasks.base.TaskData).
+TASK_SETTINGS = {"probe": MINI_PROBE, "finetune": MINI_FINETUNE, "table_notes": {"linear": MINI_PROBE_NOTE}}

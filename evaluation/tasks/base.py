@@ -63,6 +63,10 @@ class TaskData:
     source: str = ""           # where the task was read from (a folder or a CSV), for messages and logs
     missing: list[Path] = field(default_factory=list)   # listed files absent (skipped with --skip-missing)
     class_names: dict[str, str] = field(default_factory=dict)   # label -> display name, where the dataset has one
+    # Protocol settings the task itself asks for (from a csv task's task.json; empty: the protocols' own):
+    probe: dict = field(default_factory=dict)         # LinearProbe parameters, e.g. {"lr": 1e-3, "batch_size": 32}
+    finetune: dict = field(default_factory=dict)      # {"recipe": {Recipe fields}, "seeds", "max_rounds", ...}
+    table_notes: dict[str, str] = field(default_factory=dict)   # protocol -> a line printed under its result table
     meta_files: list[Path] = field(default_factory=list)   # the metadata files the reader read (lists, CSVs, JSON)
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 

@@ -4,17 +4,20 @@ Columns ``file_name,label,split`` (split = train/valid/test) or ``file_name,labe
 ``file_name`` is relative to the CSV's folder; multi-label rows join labels with ``;`` (an empty label means none;
 a single-label row needs its label). A file listed twice stops the reader unless ``allow_duplicates``.
 Protocol facts come from an optional first line ``# unit_sec=4.0[, multilabel=true][, metric=mAP][, name=x]`` or
-from a sibling ``task.json`` with the same keys (the JSON wins). ``unit_sec`` is required.
+from a sibling ``task.json`` with the same keys (the JSON wins). ``unit_sec`` is required. A ``task.json`` may also
+carry the protocol settings the task asks for (JSON objects, see :class:`TaskData`): ``probe`` (linear-probe
+parameters), ``finetune`` (a recipe and the run's seeds / rounds / loader workers) and ``table_notes`` (protocol ->
+a line for the result table); the mini benchmark writes them.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from evaluation.tasks.base import SPLITS, Clip, DatasetError, TaskData
-from evaluation.tasks.layout import check_rows, check_vocabulary, line_numbers, require, split_missing, vocabulary
+from evaluation.tasks.layout import (check_rows, check_vocabulary, line_numbers, read_json, require, split_missing,
+                                       vocabulary)
 
 HELP = ("a task CSV needs columns file_name,label and split (train/valid/test) or fold, and unit_sec given by a "
         "first line '# unit_sec=4.0' or a task.json beside it")
@@ -37,10 +40,7 @@ def read_settings(path: Path) -> dict:
                 settings[key.strip()] = value.strip()
     side = path.parent / "task.json"
     if side.is_file():
-        try:
-            settings.update(json.loads(side.read_text()))
-        except json.JSONDecodeError as err:
-            raise DatasetError(f"{side}: not valid JSON ({err.msg} at line {err.lineno}); fix or remove it") from None
+        settings.update(read_json(side, "fix or remove it"))
     return settings
 
 
@@ -85,6 +85,14 @@ def read(path: Path, skip_missing: bool = False, allow_duplicates: bool = False)
     clips = [Clip(p, lab, s) for p, lab, s, ok in zip(paths, labels, splits, present) if ok]
     classes = vocabulary(clips, folds)
     check_vocabulary(name, clips, classes, multilabel, str(path))
+    protocol = {}
+    for key in ("probe", "finetune", "table_notes"):
+        value = settings.get(key, {})
+        if not isinstance(value, dict) or (key == "table_notes" and not all(isinstance(v, str)
+                                                                           for v in value.values())):
+            raise DatasetError(f"{path.parent / 'task.json'}: {key!r} must be a JSON object"
+                               + (" of strings" if key == "table_notes" else "") + "; fix or remove it")
+        protocol[key] = value
     return TaskData(name, clips, classes, multilabel=multilabel, metric=metric, unit_sec=unit_sec, folds=folds,
-                    source=str(path), missing=missing,
+                    source=str(path), missing=missing, **protocol,
                     meta_files=[path] + ([path.parent / "task.json"] if (path.parent / "task.json").is_file() else []))

@@ -7,23 +7,16 @@ accuracy, ``mAP`` to mAP (others fall back to mAP for multi-label, accuracy othe
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import soundfile as sf
 
 from evaluation.tasks.base import Clip, DatasetError, TaskData
-from evaluation.tasks.layout import check_rows, check_vocabulary, require, require_dir, split_missing, vocabulary
+from evaluation.tasks.layout import (check_rows, check_vocabulary, read_json, require_dir, split_missing,
+                                       vocabulary)
 
 GET = "use a task folder produced by hear-preprocess (e.g. from the HEAR 2021 task tarballs)"
 METRICS = {"top1_acc": "accuracy", "mAP": "mAP"}
-
-
-def load_json(path: Path):
-    try:
-        return json.loads(require(path, path.name, GET).read_text())
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {GET}") from None
 
 
 def audio_root(folder: Path) -> Path:
@@ -37,7 +30,7 @@ def audio_root(folder: Path) -> Path:
 def read(folder: Path, skip_missing: bool = False, allow_duplicates: bool = False) -> TaskData:
     folder = Path(folder).resolve()
     require_dir(folder, "HEAR task", GET)
-    meta = load_json(folder / "task_metadata.json")
+    meta = read_json(folder / "task_metadata.json", GET)
     if meta.get("embedding_type", "scene") != "scene":
         raise DatasetError(f"{folder}: {meta.get('embedding_type')} tasks are not supported (scene tasks only)")
     multilabel = meta.get("prediction_type") == "multilabel"
@@ -50,7 +43,7 @@ def read(folder: Path, skip_missing: bool = False, allow_duplicates: bool = Fals
     audio = audio_root(folder)
     paths, labels, split_of, rows = [], [], [], []
     for split in splits:
-        for name, labs in load_json(folder / f"{split}.json").items():
+        for name, labs in read_json(folder / f"{split}.json", GET).items():
             paths.append(audio / split / name)
             labels.append(tuple(str(x) for x in labs))
             split_of.append(split)

@@ -3,6 +3,7 @@ at all, blank labels, a file listed twice), and the messages for them."""
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 from collections import defaultdict
 from contextlib import contextmanager
@@ -92,6 +93,19 @@ def require(path: Path, what: str, get: str) -> Path:
     if not path.exists():
         raise DatasetError(f"{path}: {what} not found; {get}")
     return path
+
+
+def read_json(path: Path, hint: str, what: str | None = None):
+    """The parsed JSON file ``path``. A missing file or invalid JSON raises a one-line :class:`DatasetError` naming
+    the file (``what``, default its name) and ending with ``hint``, the fix. The one JSON reader of the dataset and
+    HEAR readers."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what or path.name} not found; {hint}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); {hint}") from None
 
 
 def require_dir(path: Path, what: str, get: str) -> Path:
