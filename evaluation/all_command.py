@@ -50,7 +50,8 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 @click.option("--benchmark", type=click.Choice(["auto", "paper", "mini"]), default="auto", show_default=True,
               help="auto: the paper's tasks found under the data root, else the built-in mini benchmark")
 @click.option("--baseline/--no-baseline", default=None,
-              help="also evaluate a randomly initialised encoder of the same shape [default: on for mini]")
+              help="also evaluate two baselines with the same probe: a randomly initialised encoder of the same shape "
+                   "and the log-mel mean+std statistics [default: on for mini]")
 @click.option("--mini-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="mini benchmark cache [default: $M2D_CACHE/mini or ~/.cache/m2d-hear/mini]")
 @click.option("--mini-scale", type=click.Choice(["default", "tiny"]), default="default", hidden=True,
@@ -65,24 +66,29 @@ def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, m
     """Evaluate WEIGHTS on every task found: linear probe, fine-tuning, tables.
 
     With no dataset under the data root (a fresh machine) it runs the built-in mini benchmark, with the default
-    model beside a randomly initialised encoder of the same shape.
+    model beside two baselines under the same probe: a randomly initialised encoder of the same shape and the
+    log-mel mean+std statistics.
     """
     start = time.time()
     weights = weights or default_weights()
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: weight file not found")
     names, kind = choose_tasks(task_names, benchmark, data_root, mini_dir, mini_scale)
-    all_weights = [weights]
+    # (weight file, model or None to load it from the file, fine-tune it too)
+    models = [(weights, None, not no_finetune)]
     if baseline or (baseline is None and kind == "mini"):
-        from evaluation.baselines import random_init_twin
+        from evaluation.baselines import LogMelStats, random_init_twin
 
-        all_weights.append(random_init_twin(weights, Path(out) / "baselines", trust_checkpoint=trust_checkpoint))
+        stats = LogMelStats()
+        twin = random_init_twin(weights, Path(out) / "baselines", trust_checkpoint=trust_checkpoint)
+        models += [(twin, None, finetune_baseline and not no_finetune),
+                   (stats.spec_file(Path(out) / "baselines"), stats, False)]
     finetune_options = {"trust_checkpoint": True} if trust_checkpoint else {}   # a TrainOptions field, only when set
     import m2d_hear
 
     records = []
-    for weight_file in all_weights:
-        model = m2d_hear.load_m2d(weight_file, trust_checkpoint=trust_checkpoint)
+    for weight_file, model, finetune_it in models:
+        model = model or m2d_hear.load_m2d(weight_file, trust_checkpoint=trust_checkpoint)
         for name in names:
             task = load_task(name, data_root=data_root, skip_missing=skip_missing)
             click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
@@ -90,8 +96,9 @@ def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, m
             # a task's own probe and fine-tune settings (the mini tasks' task.json) apply inside these two
             records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
                                            device=device, batch_size=batch_size, num_workers=workers,
+                                           weights_name=getattr(model, "label", None),
                                            probe_params={"max_epochs": max_epochs}))
-            if not no_finetune and (weight_file == weights or finetune_baseline):
+            if finetune_it:
                 evaluate_finetune(task, weight_file, out, device=None if device == "auto" else device,
                                   **finetune_options)
     records = [r for r in records if r]

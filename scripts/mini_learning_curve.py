@@ -4,20 +4,24 @@
         --epochs 1,2,4,8,12,16 --out results/default_model/curve
 
 Each checkpoint (``checkpoint-<epoch>.pth``, the online encoder) gets the same linear evaluation as ``m2d-eval all``
-on the mini benchmark (the probe settings its task.json gives, seeds 42-44); the twin is a randomly initialised
-encoder of the same shape. Writes ``curve.csv`` (one row per epoch and task) and ``curve.png`` under ``--out``; the
-evaluation runs, scores and embedding cache go there too, so a killed run resumes where it stopped.
+on the mini benchmark (the probe settings its task.json gives, seeds 42-44), and so do two baselines: a randomly
+initialised encoder of the same shape (the twin) and the log-mel mean+std statistics. Writes ``curve.csv`` (one
+row per epoch or baseline and task: the score and the effective rank of the task's clip embeddings, a collapse
+check) and ``curve.png`` under ``--out``; the evaluation runs, scores and embedding cache go there too, so a killed
+run resumes where it stopped.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import m2d_hear
-from evaluation.baselines import random_init_twin
+from evaluation.baselines import LogMelStats, random_init_twin
 from evaluation.linear_eval import evaluate_linear
+from evaluation.metrics import effective_rank
 from evaluation.mini import mini_task_sources
 from evaluation.tasks.registry import load_task
 
@@ -27,14 +31,16 @@ def score_of(record: dict) -> float:
     return 100.0 * float(pd.DataFrame(record["results"]).score.mean())
 
 
-def evaluate(weights: Path, label: str, sources: list[str], out: Path) -> dict[str, float]:
-    model = m2d_hear.load_m2d(weights)
+def evaluate(weights: Path, label: str, sources: list[str], out: Path, model=None) -> dict[str, tuple[float, float]]:
+    """task -> (linear-probe score in %, effective rank of the task's clip embeddings)."""
+    model = model or m2d_hear.load_m2d(weights)
     scores = {}
     for source in sources:
         task = load_task(source)
         record = evaluate_linear(task, weights, out, model=model, weights_name=label, num_workers=0,
                                  progress=False, log=lambda *a: None)   # the task's own probe settings
-        scores[task.name] = score_of(record)
+        embeddings = np.load(Path(record["cache"]) / "embeddings.npy", mmap_mode="r")
+        scores[task.name] = (score_of(record), effective_rank(embeddings))
     return scores
 
 
@@ -58,15 +64,18 @@ def main(argv=None):
     rows = []
     # the run folder's name gives the configuration, as for any weight file (m2d_vit_tiny-80x208p16x16-...)
     twin = random_init_twin(args.run / f"checkpoint-{epochs[0]}.pth", args.out / "baselines")
-    for task, score in evaluate(twin, "random-init", sources, args.out).items():
-        rows.append({"epoch": 0, "model": "random-init twin", "task": task, "score": score})
+    stats = LogMelStats()
+    for model, weights, name in ((None, twin, "random-init twin"),
+                                 (stats, stats.spec_file(args.out / "baselines"), LogMelStats.label)):
+        for task, (score, erank) in evaluate(weights, name, sources, args.out, model).items():
+            rows.append({"epoch": 0, "model": name, "task": task, "score": score, "erank": erank})
     for epoch in epochs:
         label = f"{args.run.name}/checkpoint-{epoch}"
-        for task, score in evaluate(args.run / f"checkpoint-{epoch}.pth", label, sources, args.out).items():
-            rows.append({"epoch": epoch, "model": "pre-trained", "task": task, "score": score})
-        done = pd.DataFrame([r for r in rows if r["epoch"] == epoch])
+        for task, (score, erank) in evaluate(args.run / f"checkpoint-{epoch}.pth", label, sources, args.out).items():
+            rows.append({"epoch": epoch, "model": "pre-trained", "task": task, "score": score, "erank": erank})
+        done = pd.DataFrame([r for r in rows if r["epoch"] == epoch and r["model"] == "pre-trained"])
         print(f"epoch {epoch}: " + ", ".join(f"{r.task} {r.score:.1f}" for r in done.itertuples())
-              + f"; average {done.score.mean():.1f}", flush=True)
+              + f"; average {done.score.mean():.1f}; effective rank {done.erank.mean():.1f}", flush=True)
     table = pd.DataFrame(rows).sort_values(["epoch", "task"], kind="stable")
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "curve.csv", index=False)
@@ -82,7 +91,8 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     trained = table[table.model == "pre-trained"]
-    twin = table[table.model != "pre-trained"]
+    twin = table[table.model == "random-init twin"]
+    stats = table[table.model == LogMelStats.label]
     for i, (task, part) in enumerate(trained.groupby("task")):
         line, = ax.plot(part.epoch, part.score, marker="o", label=task, color=f"C{i}")
         ref = twin[twin.task == task]
@@ -92,8 +102,10 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     ax.plot(avg.index, avg.values, color="black", linewidth=2, marker="s", label="average")
     if len(twin):
         ax.axhline(twin.score.mean(), color="black", linestyle=":", linewidth=2)
+    if len(stats):
+        ax.axhline(stats.score.mean(), color="black", linestyle="--", linewidth=1.5)
     ax.set_xlabel("pre-training epoch")
-    ax.set_ylabel("linear probe, % (dotted: random-init twin)")
+    ax.set_ylabel("linear probe, % (dotted: random twin;\ndashed: log-mel mean+std average)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

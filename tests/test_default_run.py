@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import m2d_hear
+from evaluation.baselines import LogMelStats
 from evaluation.cli import main
 from evaluation.mini import missing_requirements
 from evaluation.mini.plans import TASK_NAMES
@@ -31,7 +32,10 @@ def test_all_falls_back_to_the_mini_benchmark_with_a_random_twin(tmp_path):
     scores = pd.read_csv(out / "scores.csv")
     tasks = {"mini_kws", "mini_speaker", "mini_genre", "mini_sounds", "mini_tagging"}
     assert set(scores.task) == tasks
-    assert scores.weights.nunique() == 2 and scores.weights.str.contains("random-init").any()  # the twin
+    assert scores.weights.nunique() == 3 and scores.weights.str.contains("random-init").any()  # the twin
+    stats_rows = scores[scores.weights == LogMelStats.label]   # the spectral-statistics baseline, probe only
+    assert set(stats_rows.task) == tasks and set(stats_rows.protocol) == {"linear"}
+    assert f"{LogMelStats.label} (ours)" in (out / "tables" / "linear.md").read_text()
     assert set(scores.protocol) == {"linear", "finetune"}
     finetuned = scores[scores.protocol == "finetune"]
     assert set(finetuned.fold.astype(str)) <= {"main", "fold1"}  # the short fine-tune: first round only
@@ -53,6 +57,7 @@ def test_all_falls_back_to_the_mini_benchmark_with_a_random_twin(tmp_path):
     assert len(rescored[rescored.protocol == "linear"]) == len(scores[scores.protocol == "linear"])
     twin_ft = rescored[(rescored.protocol == "finetune") & rescored.weights.str.contains("random-init")]
     assert set(twin_ft.task) == tasks
+    assert set(rescored[rescored.weights == LogMelStats.label].protocol) == {"linear"}  # never fine-tuned
     twin = next((out / "baselines").glob("*/weights_ep0.pth"))
     assert m2d_hear.load_m2d(twin).encoder.embed_dim == m2d_hear.load_m2d(weights).encoder.embed_dim
 
