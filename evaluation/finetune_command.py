@@ -67,9 +67,9 @@ def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_mi
     from m2d_hear.audio import AudioError
     from m2d_hear.checkpoint import CheckpointError
     from m2d_hear.config import ConfigNameError
+    from m2d_hear.distributed import init_distributed
 
     from evaluation.finetune import DEFAULT_SEEDS, RECIPES, FinetuneError, TrainOptions, recipe_for, run_finetune
-    from evaluation.finetune.distributed import setup
     from evaluation.tasks import DatasetError, load_task
 
     try:
@@ -86,7 +86,7 @@ def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_mi
         opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device, num_workers=workers,
                             precision=precision, eval_batch_size=eval_batch_size, config=config_name,
                             progress=not no_progress, trust_checkpoint=trust_checkpoint)
-        info = setup(opts.device)
+        info = init_distributed(opts.device)
         if info.is_main:
             click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
                                          if task.missing else ""))

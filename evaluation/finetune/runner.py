@@ -16,9 +16,9 @@ import numpy as np
 from evaluation.scores import ScoreRow
 from evaluation.scores import append_scores as append_score_rows
 from evaluation.tasks.base import TaskData
+from m2d_hear import distributed as D
 from m2d_hear.fileio import sha256_file
 
-from . import distributed as D
 from .recipes import Recipe, recipe_for
 from .trainer import FinetuneError, RoundResult, TrainOptions, train_round, write_json
 
@@ -126,7 +126,7 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
     """
     recipe = recipe or recipe_for(task_data.name)
     opts = opts or TrainOptions()
-    info = info or D.setup(opts.device)
+    info = info or D.init_distributed(opts.device)
     all_rounds = task_data.rounds()
     if rounds:
         unknown = set(rounds) - {r.name for r in all_rounds}

@@ -37,12 +37,12 @@ from tqdm import tqdm
 
 from evaluation.metrics import score
 from evaluation.tasks.base import Clip, DatasetError, Round, TaskData
+from m2d_hear import distributed as D
 from m2d_hear.audio import AudioError
 from m2d_hear.checkpoint import safe_load
 from m2d_hear.errors import InputError
 from m2d_hear.export import atomic_save
 
-from . import distributed as D
 from .augment import StepRandom, mixup, random_resized_crop, spec_augment
 from .data import (
     ClipDataset,
@@ -243,10 +243,8 @@ class Trainer:
         bar.close()
         total = time.perf_counter() - start
         mean_loss = float(np.mean(losses))
-        if info.distributed:  # each process saw its slice of every batch: report the global-batch loss
-            t = torch.tensor([mean_loss], dtype=torch.float64, device=dev)
-            torch.distributed.all_reduce(t)
-            mean_loss = float(t) / info.world
+        # each process saw its slice of every batch: report the global-batch loss
+        mean_loss = D.mean_over_processes(mean_loss, info)
         return {"train_loss": mean_loss, "lr": lr, "train_s": total, "data_wait_s": wait, "steps": n_steps}
 
     @torch.no_grad()
@@ -361,7 +359,7 @@ def train_round(task: TaskData, rnd: Round, weights: str | Path, recipe: Recipe,
     time-boxed jobs) and returns None, leaving a resumable run.
     """
     opts = opts or TrainOptions()
-    info = info or D.setup(opts.device)
+    info = info or D.init_distributed(opts.device)
     run_dir = Path(run_dir)
     result_path, last_path = run_dir / "result.json", run_dir / "last.pth"
     if result_path.exists():

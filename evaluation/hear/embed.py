@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluation.weights_command import resolve_weights_option
+from m2d_hear.distributed import resolve_device
 
 from ..cli_options import trust_checkpoint_option
 from .errors import HearTaskError
@@ -302,9 +303,7 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
 
     weights, tasks_dir, out = Path(weights), Path(tasks_dir), Path(out)
     tasks = task_dirs(tasks_dir, task)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HearTaskError(f"--device {device}: no CUDA device is visible to PyTorch; use --device cpu")
+    device = str(resolve_device(device))
     model = load_model(str(weights), timestamp_hop_ms=hop_ms, device=device,
                        trust_checkpoint=trust_checkpoint).eval()
     check_hop(model, hop_ms)

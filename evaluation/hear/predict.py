@@ -27,6 +27,9 @@ import click
 import torch
 from tqdm.auto import tqdm
 
+from m2d_hear.distributed import resolve_device
+from m2d_hear.errors import InputError
+
 from .data import EmbeddingTask, load_splits, read_task
 from .errors import HearTaskError
 from .events import DEFAULT_POSTPROCESSING_GRID
@@ -200,8 +203,9 @@ def aggregate(results: dict[str, dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def resolve_device(gpus: str | None) -> tuple[str, object]:
-    """``--gpus`` as the kit takes it (a JSON list such as ``[0]``, or an int count) -> (torch device, parsed)."""
+def gpus_device(gpus: str | None) -> tuple[str, object]:
+    """``--gpus`` as the kit takes it (a JSON list such as ``[0]``, or an int count) -> (torch device, parsed);
+    the device itself comes from :func:`m2d_hear.distributed.resolve_device`."""
     if gpus is None:
         return "cpu", None
     try:
@@ -211,9 +215,13 @@ def resolve_device(gpus: str | None) -> tuple[str, object]:
     ids = parsed if isinstance(parsed, list) else list(range(int(parsed or 0)))
     if not ids:
         return "cpu", parsed
-    if not torch.cuda.is_available():
-        raise click.ClickException("--gpus was given but no CUDA device is visible to PyTorch; drop --gpus")
-    return f"cuda:{ids[0]}", parsed
+    if not isinstance(ids[0], int) or ids[0] < 0:
+        raise click.BadParameter(f"{gpus!r}: GPU ids are non-negative integers; use e.g. --gpus '[0]'",
+                                 param_hint="--gpus")
+    try:
+        return str(resolve_device(f"cuda:{ids[0]}", option="--gpus")), parsed
+    except InputError:
+        raise click.ClickException("--gpus was given but no CUDA device is visible to PyTorch; drop --gpus") from None
 
 
 @click.command("hear-predict")
@@ -230,7 +238,7 @@ def resolve_device(gpus: str | None) -> tuple[str, object]:
 def hear_predict(emb_dirs, grid, grid_points, gpus, in_memory, progress):
     """Train and test the HEAR downstream predictor on embedding task folders (EMB_DIRS: task folders, or folders
     holding them), writing test.predicted-scores.json as the eval kit does."""
-    device, parsed_gpus = resolve_device(gpus)
+    device, parsed_gpus = gpus_device(gpus)
     try:
         folders = task_folders(emb_dirs)
         for folder in tqdm(folders, desc="tasks", disable=not progress or len(folders) == 1):
