@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import pickle
 import re
 import time
@@ -38,10 +37,10 @@ from tqdm import tqdm
 from evaluation.metrics import score
 from evaluation.tasks.base import Clip, DatasetError, Round, TaskData
 from m2d_hear import distributed as D
+from m2d_hear import fileio
 from m2d_hear.audio import AudioError
 from m2d_hear.checkpoint import safe_load
 from m2d_hear.errors import InputError
-from m2d_hear.export import atomic_save
 
 from .augment import StepRandom, mixup, random_resized_crop, spec_augment
 from .data import (
@@ -330,17 +329,13 @@ def one_line(message: str) -> str:
 
 
 def write_json(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    fileio.write_text(path, json.dumps(obj, indent=1))
 
 
 def write_history(history: list, path: Path) -> None:
     import pandas as pd
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    pd.DataFrame(history).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    fileio.write_csv(path, pd.DataFrame(history), index=False)
 
 
 # -------------------------------------------------------------------------------------------- one round
@@ -427,11 +422,11 @@ def _train_round(task, rnd, weights, recipe, run_dir, opts, resume, info, stop_a
                  f"of step time, {stats['train_s'] / max(stats['steps'], 1):.3f} s/step")
         if info.is_main:
             if improved:
-                atomic_save(model.evar_state(), best_path)
+                fileio.torch_save(model.evar_state(), best_path)
                 write_json({**best, "rule": trainer.rule, "split": select_split, "weights": str(best_path)},
                            run_dir / "best.json")
             write_history(history, run_dir / "history.csv")
-            atomic_save(trainer.training_state(epoch, best, history), last_path)
+            fileio.torch_save(trainer.training_state(epoch, best, history), last_path)
         D.barrier(info)
 
     # restore the best epoch and test it
