@@ -251,9 +251,9 @@ def main():
     tag = "" if (a.model, a.input_size, a.decoder_dim, a.decoder_depth) == ("m2d_vit_base", "80x608", 512, 8) else \
         f"-{a.model}-{a.input_size}-dec{a.decoder_dim}x{a.decoder_depth}"
     out = OUT_DIR / f"pretrain_speed-{a.device.split(':')[0]}{tag}.json"
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out)
+    from m2d_hear.fileio import write_json
+
+    write_json(out, record, indent=2)
     print(json.dumps(summary, indent=2))
     print(f"saved {out}")
 

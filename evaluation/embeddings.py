@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from evaluation.tasks.base import Clip, TaskData
 from m2d_hear.audio import AudioError, fit_length, read_audio
+from m2d_hear.distributed import barrier, dist_info
 from m2d_hear.errors import InputError
 from m2d_hear.fileio import atomic_path, save_npy, sha256_file, write_text
 
@@ -131,13 +132,6 @@ def _worker_init(_):
     torch.set_num_threads(1)
 
 
-def dist_info() -> tuple[int, int]:
-    """(rank, world size) of an initialised torch.distributed group, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 class ClipEmbeddings:
     """Cached embeddings of one task: ``get(clips, mode)`` returns the rows for those clips."""
 
@@ -188,8 +182,8 @@ def extract(model, task: TaskData, weights: str | Path, cache_root: str | Path, 
     if mine:
         _extract_shards(model, task, entries, mine, shard_path, shard_size, crop, batch_size, num_workers, device,
                         progress, desc=f"embed {task.name}" + (f" [rank {rank}]" if world_size > 1 else ""))
-    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+    if world_size > 1:
+        barrier()
     if rank == 0:
         absent = [p for p in shard_path if not p.is_file()]
         if absent:
@@ -197,8 +191,8 @@ def extract(model, task: TaskData, weights: str | Path, cache_root: str | Path, 
                                "run every rank to completion, then rerun to merge")
         rows, dim = merge_shards(shard_path, merged)
         atomic_json({"rows": rows, "dim": dim}, folder / "done.json")
-    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+    if world_size > 1:
+        barrier()
     if not merged.is_file():   # ranks without a process group: rank 0 merges when it finishes
         return None
     return ClipEmbeddings(task, np.load(merged, mmap_mode="r"), folder)

@@ -65,8 +65,9 @@ def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_mi
              dur_frames, freeze_embed, no_valid, resume, device, workers, precision, eval_batch_size, config_name,
              no_progress):
     """Fine-tune WEIGHTS on TASK (EVAR protocol, the papers' per-task recipe); appends to OUT/scores.csv."""
+    from m2d_hear.distributed import init_distributed
+
     from evaluation.finetune import DEFAULT_SEEDS, RECIPES, TrainOptions, run_finetune, task_recipe
-    from evaluation.finetune.distributed import setup
     from evaluation.tasks import load_task
 
     if not weights.is_file():
@@ -83,7 +84,7 @@ def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_mi
     opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device, num_workers=workers,
                         precision=precision, eval_batch_size=eval_batch_size, config=config_name,
                         progress=not no_progress, trust_checkpoint=trust_checkpoint)
-    info = setup(opts.device)
+    info = init_distributed(opts.device)
     if info.is_main:
         click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
                                      if task.missing else ""))

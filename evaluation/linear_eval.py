@@ -9,7 +9,6 @@ by their names, so another weight file or task that happens to share a label is 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from dataclasses import asdict
@@ -23,34 +22,11 @@ from evaluation.embeddings import CropSettings, extract
 from evaluation.probe import LinearProbe
 from evaluation.scores import ScoreRow, append_scores, done_keys, row_key, weights_label
 from evaluation.tasks.base import TaskData
+from m2d_hear.distributed import init_distributed
 from m2d_hear.fileio import locked, sha256_file, write_text
 
 PROTOCOL = "linear"
 DEFAULT_SEEDS = (42, 43, 44)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-def init_distributed() -> int:
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1), join the process group (NCCL on GPUs, else gloo); returns the rank.
-
-    Only the embedding extraction is sharded across ranks; rank 0 then trains the probes and writes the results.
-    """
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0
-    if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank()
 
 
 def targets(task: TaskData, clips) -> np.ndarray:
@@ -88,9 +64,11 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
     out_dir, weights = Path(out_dir), Path(weights)
     cache_root = Path(cache_root) if cache_root else out_dir / "cache"
     label = weights_name or weights_label(weights)
-    dev = resolve_device(device)
+    # under torchrun only the embedding extraction is sharded across ranks; rank 0 then trains the probes and
+    # writes the results
+    env = init_distributed(device)
+    dev = env.device
     started = time.time()
-    init_distributed()
     if model is None:
         model = m2d_hear.load_m2d(weights, trust_checkpoint=trust_checkpoint)
     crop = CropSettings(task.unit_sec, model.sample_rate)
@@ -98,7 +76,7 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
     emb = extract(model, task, weights, cache_root, crop=crop, batch_size=batch_size, num_workers=num_workers,
                   device=dev, progress=progress)
     embed_sec = time.time() - t0
-    if emb is None or init_distributed() != 0:   # other ranks only extract their shards
+    if emb is None or not env.is_main:   # other ranks only extract their shards
         return {}
     params = {**task.probe, **(probe_params or {})}
     note = task.table_notes.get(PROTOCOL, "") if all(params[k] == v for k, v in task.probe.items()) else ""

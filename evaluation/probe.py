@@ -130,9 +130,9 @@ class LinearProbe:
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        from m2d_hear.distributed import resolve_device
+
+        return resolve_device(self.device)
 
     def _targets(self, y) -> np.ndarray:
         """Labels -> one-hot (single-label) or the binary matrix itself (multi-label), float32."""

@@ -3,8 +3,10 @@
 - :func:`atomic_path` yields a temporary path beside the target; the target is replaced only if the block
   succeeds, and the temporary file is removed otherwise (a killed or failed write leaves the old file, never an
   empty or partial one).
-- :func:`write_bytes`, :func:`write_text`, :func:`write_json`, :func:`write_csv` (a pandas frame),
-  :func:`save_npy` and :func:`torch_save` are the everyday forms of it.
+- :func:`write_bytes`, :func:`write_text`, :func:`write_json`, :func:`write_pickle`, :func:`write_csv` (a pandas
+  frame), :func:`save_npy` and :func:`torch_save` are the everyday forms of it; anything else (a memory map, a
+  sound file) is written to the path :func:`atomic_path` yields. This is the project's only temporary-file-then-
+  rename code (``tests/test_one_house.py`` keeps it so).
 - :func:`locked` holds an exclusive inter-process lock (``<file>.lock``, via the ``filelock`` package) for a
   read-modify-write of a shared file such as ``scores.csv``: re-read the file under the lock, then write it.
 - :func:`sha256_file` is the content hash that identifies a file (weights, for result keys and caches), memoised
@@ -57,6 +59,15 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, obj, indent: int | None = 2) -> Path:
     return write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def write_pickle(path: str | Path, obj) -> Path:
+    import pickle
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(obj, f)
+    return Path(path)
 
 
 def write_csv(path: str | Path, frame, **kwargs) -> Path:

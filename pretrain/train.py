@@ -138,9 +138,8 @@ def namespace(options: dict) -> argparse.Namespace:
     args.patch_size = parse_size(args.patch_size, "--patch-size")
     args.norm_stats = parse_stats(args.norm_stats)
     if args.num_workers is None:
-        import torch
+        from m2d_hear.distributed import resolve_device
 
-        gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
-        args.num_workers = 8 if gpu else 0
+        args.num_workers = 8 if resolve_device(args.device).type == "cuda" else 0
     check(args)
     return args

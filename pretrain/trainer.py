@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from m2d_hear import distributed as D
 from m2d_hear.errors import InputError
 from m2d_hear.fileio import write_text
 
-from . import distributed as D
 from .checkpointing import (LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint,
     set_rng_state)
 from .data import BatchOrder, DataError, LogMelCrops, inflate, list_digest, mask_noise, norm_stats, read_file_list

@@ -14,12 +14,12 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
+from m2d_hear import distributed as D
 from m2d_hear.config import parse_config_name
 from m2d_hear.export import random_encoder, save_encoder_only
 from m2d_hear.vit import ViTSize
 
 from evaluation.finetune import Recipe, TrainOptions, evaluate_finetune, run_finetune, train_round
-from evaluation.finetune import distributed as D
 from evaluation.finetune.trainer import FinetuneError, Trainer
 from evaluation.metrics import accuracy
 from evaluation.tasks.base import Clip, TaskData
@@ -78,7 +78,7 @@ def model_state(path: Path) -> dict:
 def test_a_few_epochs_raise_the_validation_score(setup):
     weights, task = setup
     trainer = Trainer(task, task.rounds()[0], weights, LEARNS, TrainOptions(seed=43, num_workers=0, progress=False),
-                      D.setup("cpu"))
+                      D.init_distributed("cpu"))
     before = trainer.evaluate("valid")
     after = []
     for epoch in range(3):
@@ -109,7 +109,7 @@ def test_best_checkpoint_is_the_one_restored(setup, tmp_path, monkeypatch):
     result = train_round(task, task.rounds()[0], weights, recipe, tmp_path / "run", opts)
     assert result.best_epoch == 2 and result.rule == "valid" and result.best_selection_score == 0.9
     best_file = next((tmp_path / "run").glob("*/best.pth"))
-    best = Trainer(task, task.rounds()[0], weights, recipe, opts, D.setup("cpu"))
+    best = Trainer(task, task.rounds()[0], weights, recipe, opts, D.init_distributed("cpu"))
     best.model.load_evar_state(torch.load(best_file, weights_only=True))
     for key, value in best.model.state_dict().items():
         assert torch.equal(value, snapshots[1][key]), key

@@ -15,9 +15,9 @@ import numpy as np
 
 from evaluation.scores import ScoreRow, append_scores, weights_label
 from evaluation.tasks.base import TaskData
+from m2d_hear import distributed as D
 from m2d_hear.fileio import sha256_file
 
-from . import distributed as D
 from .recipes import Recipe, task_recipe
 from .trainer import FinetuneError, RoundResult, TrainOptions, train_round, write_json
 
@@ -114,7 +114,7 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
     """
     recipe = recipe or task_recipe(task_data)
     opts = opts or TrainOptions()
-    info = info or D.setup(opts.device)
+    info = info or D.init_distributed(opts.device)
     all_rounds = task_data.rounds()
     if rounds:
         unknown = set(rounds) - {r.name for r in all_rounds}

@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import pickle
 import re
 import time
@@ -39,12 +38,12 @@ from tqdm import tqdm
 from evaluation.carve_out import carve_validation
 from evaluation.metrics import score
 from evaluation.tasks.base import Clip, DatasetError, Round, TaskData
+from m2d_hear import distributed as D
+from m2d_hear import fileio
 from m2d_hear.audio import AudioError
 from m2d_hear.checkpoint import safe_load
 from m2d_hear.errors import InputError
-from m2d_hear.export import atomic_save
 
-from . import distributed as D
 from .augment import StepRandom, mixup, random_resized_crop, spec_augment
 from .data import (
     ClipDataset,
@@ -237,10 +236,8 @@ class Trainer:
         bar.close()
         total = time.perf_counter() - start
         mean_loss = float(np.mean(losses))
-        if info.distributed:  # each process saw its slice of every batch: report the global-batch loss
-            t = torch.tensor([mean_loss], dtype=torch.float64, device=dev)
-            torch.distributed.all_reduce(t)
-            mean_loss = float(t) / info.world
+        # each process saw its slice of every batch: report the global-batch loss
+        mean_loss = D.mean_over_processes(mean_loss, info)
         return {"train_loss": mean_loss, "lr": lr, "train_s": total, "data_wait_s": wait, "steps": n_steps}
 
     @torch.no_grad()
@@ -326,17 +323,13 @@ def one_line(message: str) -> str:
 
 
 def write_json(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    fileio.write_text(path, json.dumps(obj, indent=1))
 
 
 def write_history(history: list, path: Path) -> None:
     import pandas as pd
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    pd.DataFrame(history).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    fileio.write_csv(path, pd.DataFrame(history), index=False)
 
 
 # -------------------------------------------------------------------------------------------- one round
@@ -355,7 +348,7 @@ def train_round(task: TaskData, rnd: Round, weights: str | Path, recipe: Recipe,
     time-boxed jobs) and returns None, leaving a resumable run.
     """
     opts = opts or TrainOptions()
-    info = info or D.setup(opts.device)
+    info = info or D.init_distributed(opts.device)
     run_dir = Path(run_dir)
     result_path, last_path = run_dir / "result.json", run_dir / "last.pth"
     if result_path.exists():
@@ -423,11 +416,11 @@ def _train_round(task, rnd, weights, recipe, run_dir, opts, resume, info, stop_a
                  f"of step time, {stats['train_s'] / max(stats['steps'], 1):.3f} s/step")
         if info.is_main:
             if improved:
-                atomic_save(model.evar_state(), best_path)
+                fileio.torch_save(model.evar_state(), best_path)
                 write_json({**best, "rule": trainer.rule, "split": select_split, "weights": str(best_path)},
                            run_dir / "best.json")
             write_history(history, run_dir / "history.csv")
-            atomic_save(trainer.training_state(epoch, best, history), last_path)
+            fileio.torch_save(trainer.training_state(epoch, best, history), last_path)
         D.barrier(info)
 
     # restore the best epoch and test it

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import pickle
 import random
 import shutil
 import time
@@ -40,6 +38,8 @@ from tqdm.auto import tqdm
 
 from evaluation.tasks.layout import read_json
 from evaluation.weights_command import resolve_weights_option
+from m2d_hear import fileio
+from m2d_hear.distributed import resolve_device
 
 from ..cli_options import trust_checkpoint_option
 from .errors import HearTaskError
@@ -110,19 +110,12 @@ def event_labels_at(events: list[dict], timestamps: list[float], source: str) ->
 
 
 # -------------------------------------------------------------------------------------------------- writing
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    _atomic(path, lambda f: np.save(f, array))
+    fileio.save_npy(path, array)
 
 
 def _save_json(path: Path, obj, indent: int | None = None) -> None:
-    _atomic(path, lambda f: f.write(json.dumps(obj, indent=indent).encode()))
+    fileio.write_text(path, json.dumps(obj, indent=indent))
 
 
 def write_split_memmap(out_task: Path, split: str, split_data: dict, metadata: dict, prng: random.Random) -> None:
@@ -140,34 +133,32 @@ def write_split_memmap(out_task: Path, split: str, split_data: dict, metadata: d
         if dim is not None and shape[-1] != dim:
             raise HearTaskError(f"{f}: dimension {shape[-1]} differs from other clips ({dim}); re-embed the task")
         dim = shape[-1]
-    _atomic(out_task / f"{split}.embedding-dimensions.json", lambda fh: fh.write(json.dumps((rows, dim)).encode()))
-    target = out_task / f"{split}.embeddings.npy"
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    memmap = np.memmap(tmp, dtype=np.float32, mode="w+", shape=(rows, dim))
+    _save_json(out_task / f"{split}.embedding-dimensions.json", (rows, dim))
     labels: list = []
     filename_timestamps: list = []
-    idx = 0
-    for f in files:
-        emb = np.load(f).astype(np.float32, copy=False)
-        base = str(f)[: -len(".embedding.npy")]
-        lbl = json.loads(Path(base + ".target-labels.json").read_text())
-        if event:
-            times = json.loads(Path(base + ".timestamps.json").read_text())
-            if not (len(times) == len(lbl) == emb.shape[0]):
-                raise HearTaskError(f"{f}: {emb.shape[0]} embeddings, {len(lbl)} label rows, {len(times)} timestamps; "
-                                    "re-embed the task")
-            memmap[idx: idx + emb.shape[0]] = emb
-            labels += lbl
-            filename_timestamps += [(base, t) for t in times]
-            idx += emb.shape[0]
-        else:
-            memmap[idx] = emb
-            labels.append(lbl)
-            idx += 1
-    memmap.flush()
-    del memmap
-    os.replace(tmp, target)
-    _atomic(out_task / f"{split}.target-labels.pkl", lambda fh: pickle.dump(labels, fh))
+    with fileio.atomic_path(out_task / f"{split}.embeddings.npy") as tmp:
+        memmap = np.memmap(tmp, dtype=np.float32, mode="w+", shape=(rows, dim))
+        idx = 0
+        for f in files:
+            emb = np.load(f).astype(np.float32, copy=False)
+            base = str(f)[: -len(".embedding.npy")]
+            lbl = json.loads(Path(base + ".target-labels.json").read_text())
+            if event:
+                times = json.loads(Path(base + ".timestamps.json").read_text())
+                if not (len(times) == len(lbl) == emb.shape[0]):
+                    raise HearTaskError(f"{f}: {emb.shape[0]} embeddings, {len(lbl)} label rows, {len(times)} "
+                                        "timestamps; re-embed the task")
+                memmap[idx: idx + emb.shape[0]] = emb
+                labels += lbl
+                filename_timestamps += [(base, t) for t in times]
+                idx += emb.shape[0]
+            else:
+                memmap[idx] = emb
+                labels.append(lbl)
+                idx += 1
+        memmap.flush()
+        del memmap
+    fileio.write_pickle(out_task / f"{split}.target-labels.pkl", labels)
     if event:
         _save_json(out_task / f"{split}.filename-timestamps.json", filename_timestamps, indent=4)
 
@@ -294,9 +285,7 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
 
     weights, tasks_dir, out = Path(weights), Path(tasks_dir), Path(out)
     tasks = task_dirs(tasks_dir, task)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HearTaskError(f"--device {device}: no CUDA device is visible to PyTorch; use --device cpu")
+    device = str(resolve_device(device))
     model = load_model(str(weights), timestamp_hop_ms=hop_ms, device=device,
                        trust_checkpoint=trust_checkpoint).eval()
     check_hop(model, hop_ms)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import os
 from pathlib import Path
 
 import click
 
 from evaluation.tasks.layout import read_json
+from m2d_hear.fileio import write_text
 
 from .errors import HearTaskError
 
@@ -119,11 +119,7 @@ def hear_leaderboard(emb_dirs, model_name, url, date, out):
         raise click.ClickException("no HEAR leaderboard task among the folders given; nothing to write")
     row = leaderboard_row(cells, model_name, url, date or _dt.date.today().isoformat())
     text = to_csv([COLUMNS, row])
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    out = write_text(out, text)
     click.echo(to_csv([row]).rstrip("\n"))
     missing = [c for c in TASK_COLUMNS if c not in cells]
     click.echo(f"wrote {out} ({len(cells)} of {len(TASK_COLUMNS)} tasks"

@@ -18,14 +18,16 @@ without retraining what was done.
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import time
 from pathlib import Path
 
 import click
 import torch
 from tqdm.auto import tqdm
+
+from m2d_hear import fileio
+from m2d_hear.distributed import resolve_device
+from m2d_hear.errors import InputError
 
 from .data import EmbeddingTask, load_splits, read_task
 from .errors import HearTaskError
@@ -55,19 +57,6 @@ def task_folders(paths: list[str | Path]) -> list[Path]:
     return folders
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_pickle(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pickle.dump(obj, f)
-    os.replace(tmp, path)
-
-
 class Log:
     """Lines to ``prediction.log`` (and, unless quiet, the console)."""
 
@@ -95,9 +84,7 @@ def _cached_fit(path: Path, hparams: dict) -> FitResult | None:
 
 
 def _save_fit(path: Path, result: FitResult) -> None:
-    from m2d_hear.export import atomic_save
-
-    atomic_save(dict(vars(result)), path)
+    fileio.torch_save(dict(vars(result)), path)
 
 
 def embedding_size(task: EmbeddingTask) -> int:
@@ -173,7 +160,7 @@ def predict_task(path: str | Path, grid: str = "default", n_points: int = 8, dev
         test = load_splits(task, run["test"], in_memory)
         scores_, predictions = runner.test(result, best_conf, test, task.reference(run["test"]))
         test_results[name] = scores_
-        _write_pickle(task.path / f"{name}.predictions.pkl", predictions)
+        fileio.write_pickle(task.path / f"{name}.predictions.pkl", predictions)
         log(f"test {name}: {json.dumps(scores_)}")
     if len(test_results) > 1:
         test_results["aggregated_scores"] = aggregate(test_results)
@@ -183,7 +170,7 @@ def predict_task(path: str | Path, grid: str = "default", n_points: int = 8, dev
         "score_mode": run_results[-1].score_mode,
         "embedding_path": str(task.path),
     })
-    _write_text(task.path / "test.predicted-scores.json", json.dumps(test_results, indent=4))
+    fileio.write_text(task.path / "test.predicted-scores.json", json.dumps(test_results, indent=4))
     log(f"Final Test Results: {json.dumps(test_results)}")
     return test_results
 
@@ -200,8 +187,9 @@ def aggregate(results: dict[str, dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def resolve_device(gpus: str | None) -> tuple[str, object]:
-    """``--gpus`` as the kit takes it (a JSON list such as ``[0]``, or an int count) -> (torch device, parsed)."""
+def gpus_device(gpus: str | None) -> tuple[str, object]:
+    """``--gpus`` as the kit takes it (a JSON list such as ``[0]``, or an int count) -> (torch device, parsed);
+    the device itself comes from :func:`m2d_hear.distributed.resolve_device`."""
     if gpus is None:
         return "cpu", None
     try:
@@ -211,9 +199,13 @@ def resolve_device(gpus: str | None) -> tuple[str, object]:
     ids = parsed if isinstance(parsed, list) else list(range(int(parsed or 0)))
     if not ids:
         return "cpu", parsed
-    if not torch.cuda.is_available():
-        raise click.ClickException("--gpus was given but no CUDA device is visible to PyTorch; drop --gpus")
-    return f"cuda:{ids[0]}", parsed
+    if not isinstance(ids[0], int) or ids[0] < 0:
+        raise click.BadParameter(f"{gpus!r}: GPU ids are non-negative integers; use e.g. --gpus '[0]'",
+                                 param_hint="--gpus")
+    try:
+        return str(resolve_device(f"cuda:{ids[0]}", option="--gpus")), parsed
+    except InputError:
+        raise click.ClickException("--gpus was given but no CUDA device is visible to PyTorch; drop --gpus") from None
 
 
 @click.command("hear-predict")
@@ -230,7 +222,7 @@ def resolve_device(gpus: str | None) -> tuple[str, object]:
 def hear_predict(emb_dirs, grid, grid_points, gpus, in_memory, progress):
     """Train and test the HEAR downstream predictor on embedding task folders (EMB_DIRS: task folders, or folders
     holding them), writing test.predicted-scores.json as the eval kit does."""
-    device, parsed_gpus = resolve_device(gpus)
+    device, parsed_gpus = gpus_device(gpus)
     folders = task_folders(emb_dirs)
     for folder in tqdm(folders, desc="tasks", disable=not progress or len(folders) == 1):
         done = folder / "prediction-done.json"
@@ -243,7 +235,7 @@ def hear_predict(emb_dirs, grid, grid_points, gpus, in_memory, progress):
         result = predict_task(folder, grid, grid_points, device, in_memory, progress)
         task = read_task(folder)
         gpu_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.startswith("cuda") else None
-        _write_text(done, json.dumps({
+        fileio.write_text(done, json.dumps({
             "time": time.time() - start, "embedding_path": str(folder), "embedding_size": embedding_size(task),
             "grid_points": grid_points, "gpus": parsed_gpus, "gpu_max_mem": gpu_mem,
             "gpu_device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",

@@ -34,6 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from m2d_hear.errors import InputError
+from m2d_hear.fileio import write_text
 
 from . import music, speech
 from .plans import PLANNERS, SCALES, TASK_NAMES, TaskPlan, sound_packs
@@ -82,9 +83,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 @dataclass

@@ -1,13 +1,14 @@
 """Small waveform helpers for the mini benchmark builder: rate change, placement, levels, atomic 16-bit WAV."""
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
+
+from m2d_hear.fileio import atomic_path
 
 SAMPLE_RATE = 16_000  # every generated file is 16 kHz mono 16-bit PCM, the M2D models' rate
 
@@ -71,7 +72,5 @@ def is_silent(wave: np.ndarray) -> bool:
 
 def write_wav(path: Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM atomically: a killed build never leaves a half-written file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sf.write(str(tmp), np.clip(wave, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(wave, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
