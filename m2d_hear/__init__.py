@@ -5,14 +5,30 @@
     >>> m2d_hear.get_scene_embeddings(torch.zeros(2, 160000), model).shape
     torch.Size([2, 3840])
 """
-from .checkpoint import CheckpointError, read_checkpoint
-from .config import ModelConfig, parse_config_name
-from .hear import get_scene_embeddings, get_timestamp_embeddings, load_model
-from .runtime import M2D, load_m2d
-from .vit import ViTEncoder
+from __future__ import annotations
 
-__all__ = [
-    "M2D", "CheckpointError", "ModelConfig", "ViTEncoder", "get_scene_embeddings", "get_timestamp_embeddings",
-    "load_m2d", "load_model", "parse_config_name", "read_checkpoint",
-]
+import importlib
+
+# public name -> submodule; imported on first use, so that light submodules (errors, fileio, config) used by the
+# command-line tools and worker processes do not pull in torch
+_EXPORTS = {
+    "CheckpointError": "checkpoint", "read_checkpoint": "checkpoint",
+    "ModelConfig": "config", "parse_config_name": "config",
+    "get_scene_embeddings": "hear", "get_timestamp_embeddings": "hear", "load_model": "hear",
+    "M2D": "runtime", "load_m2d": "runtime",
+    "ViTEncoder": "vit",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
