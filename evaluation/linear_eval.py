@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -44,7 +45,7 @@ def targets(task: TaskData, clips) -> np.ndarray:
 
 def run_file(out_dir: Path, weights: str, task: str, weights_sha256: str = "", task_id: str = "") -> Path:
     """``runs/<label>@w<sha>-t<task id>__<task>__linear.json``: one record per weights and task identity."""
-    safe = weights.replace("/", "__")
+    safe = re.sub(r"[^\w.@+-]+", "_", weights.replace("/", "__"))   # e.g. a baseline's label with spaces
     ids = f"@w{weights_sha256[:8]}-t{task_id[:8]}" if weights_sha256 or task_id else ""
     return out_dir / "runs" / f"{safe}{ids}__{task}__{PROTOCOL}.json"
 
