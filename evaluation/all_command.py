@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import click
 
-from evaluation.cli_options import allow_duplicates_option, trust_checkpoint_option
+from evaluation.cli_options import allow_duplicates_option, config_option, trust_checkpoint_option, weights_option
 from evaluation.finetune import evaluate_finetune
 from evaluation.linear_command import common_options, report
 from evaluation.linear_eval import evaluate_linear
 from evaluation.tables import write_tables
 from evaluation.tasks import load_task
 from evaluation.tasks_command import found_tasks
-from evaluation.weights_command import resolve_weights_option
+from m2d_hear.cli_vocabulary import Alias, option
+
 
 def default_weights() -> Path:
     from m2d_hear.default import default_weight_file
@@ -30,7 +32,7 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
         return found, "paper"
     if benchmark == "paper":
         raise FileNotFoundError("no tasks found under the data root: none of the paper's five datasets is there; "
-                                "see `m2d-eval tasks` for the expected layouts, or pass --data-root / --tasks csv:...")
+                                "see `m2d-eval tasks` for the expected layouts, or pass --data-root / --task csv:...")
     from evaluation.mini import mini_task_sources
 
     click.echo("no paper datasets under the data root: running the built-in mini benchmark "
@@ -42,11 +44,12 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 
 
 @click.command(name="all")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              callback=resolve_weights_option, help="M2D weight file or released name [default: the project's default model, m2d_hear.default.default_weight_file()]")
+@weights_option(required=False, help="M2D weight file or released name [default: the project's default model, "
+                                     "m2d_hear.default.default_weight_file()]")
+@config_option
 @trust_checkpoint_option
-@click.option("--tasks", "task_names", multiple=True,
-              help="tasks to run (repeatable; names, csv:... or hear:...) [default: every task found]")
+@option("--task", "task_names", multiple=True, aliases=(Alias("--tasks", multiple=True),),
+        help="task to run (repeatable; names, csv:... or hear:...) [default: every task found]")
 @click.option("--benchmark", type=click.Choice(["auto", "paper", "mini"]), default="auto", show_default=True,
               help="auto: the paper's tasks found under the data root, else the built-in mini benchmark")
 @click.option("--baseline/--no-baseline", default=None,
@@ -59,10 +62,13 @@ def choose_tasks(task_names, benchmark: str, data_root, mini_dir, mini_scale="de
 @click.option("--no-finetune", is_flag=True, help="linear probe only")
 @click.option("--finetune-baseline", is_flag=True,
               help="fine-tune the random-init twin too [default: the twin gets the linear probe only]")
-@common_options
+@partial(common_options, precision_help="auto = fp32 for the linear probe's embeddings (the official numerics), "
+         "bf16 autocast on a CUDA GPU for fine-tuning; bf16/fp16 embeddings are cached apart and their rows labelled "
+         "<weights>+bf16 / +fp16")
 @allow_duplicates_option
-def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune, finetune_baseline, out, seeds, data_root, skip_missing, cache,
-         device, batch_size, workers, max_epochs, paper_models):
+def all_(weights, config_name, trust_checkpoint, task_names, benchmark, baseline, mini_dir, mini_scale, no_finetune,
+         finetune_baseline, out, seeds, data_root, skip_missing, cache, device, precision, embed_batch_size, workers,
+         max_epochs, paper_models):
     """Evaluate WEIGHTS on every task found: linear probe, fine-tuning, tables.
 
     With no dataset under the data root (a fresh machine) it runs the built-in mini benchmark, with the default
@@ -80,27 +86,32 @@ def all_(weights, trust_checkpoint, task_names, benchmark, baseline, mini_dir, m
         from evaluation.baselines import LogMelStats, random_init_twin
 
         stats = LogMelStats()
-        twin = random_init_twin(weights, Path(out) / "baselines", trust_checkpoint=trust_checkpoint)
+        twin = random_init_twin(weights, Path(out) / "baselines", trust_checkpoint=trust_checkpoint,
+                                config=config_name)
         models += [(twin, None, finetune_baseline and not no_finetune),
                    (stats.spec_file(Path(out) / "baselines"), stats, False)]
-    finetune_options = {"trust_checkpoint": True} if trust_checkpoint else {}   # a TrainOptions field, only when set
+    # TrainOptions fields, passed only when set (--config only for WEIGHTS: the twin's folder name carries its own)
+    finetune_options = {"trust_checkpoint": True} if trust_checkpoint else {}
+    if precision != "auto":
+        finetune_options["precision"] = precision
     import m2d_hear
 
     records = []
     for weight_file, model, finetune_it in models:
-        model = model or m2d_hear.load_m2d(weight_file, trust_checkpoint=trust_checkpoint)
+        config = config_name if weight_file == weights else None
+        model = model or m2d_hear.load_m2d(weight_file, config=config, trust_checkpoint=trust_checkpoint)
         for name in names:
             task = load_task(name, data_root=data_root, skip_missing=skip_missing)
             click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
                                          if task.missing else ""))
             # a task's own probe and fine-tune settings (the mini tasks' task.json) apply inside these two
             records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
-                                           device=device, batch_size=batch_size, num_workers=workers,
-                                           weights_name=getattr(model, "label", None),
+                                           device=device, batch_size=embed_batch_size, num_workers=workers,
+                                           weights_name=getattr(model, "label", None), precision=precision,
                                            probe_params={"max_epochs": max_epochs}))
             if finetune_it:
                 evaluate_finetune(task, weight_file, out, device=None if device == "auto" else device,
-                                  **finetune_options)
+                                  **finetune_options, **({"config": config} if config else {}))
     records = [r for r in records if r]
     tables = write_tables(out, paper_models=paper_models) if records else []
     if records:   # under torchrun only rank 0 has results to report

@@ -13,10 +13,12 @@ from m2d_hear.fileio import write_text
 from m2d_hear.frontend import FRONT_ENDS, LogMelSpectrogram
 
 
-def random_init_twin(weights: str | Path, folder: str | Path, seed: int = 0, trust_checkpoint: bool = False) -> Path:
+def random_init_twin(weights: str | Path, folder: str | Path, seed: int = 0, trust_checkpoint: bool = False,
+                     config: str | None = None) -> Path:
     """Write (once) an encoder with the M2D random initialisation and the same configuration and size as
-    ``weights``, in the official layout: ``folder/<model>-<FxT>p<patch>-random-init-s<seed>/weights_ep0.pth``."""
-    ckpt = read_checkpoint(weights, trust_checkpoint=trust_checkpoint)
+    ``weights``, in the official layout: ``folder/<model>-<FxT>p<patch>-random-init-s<seed>/weights_ep0.pth``.
+    ``config``: the configuration of a renamed ``weights`` file (see :func:`m2d_hear.checkpoint.read_checkpoint`)."""
+    ckpt = read_checkpoint(weights, config, trust_checkpoint=trust_checkpoint)
     name = ckpt.config.folder_name(f"random-init-s{seed}")
     path = Path(folder) / name / "weights_ep0.pth"
     if not path.is_file():

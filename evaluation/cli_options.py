@@ -1,4 +1,7 @@
-"""Click options shared by the commands that read tasks (``linear``, ``finetune``, ``all``, ``tasks``)."""
+"""Click options shared by the ``m2d-eval`` commands: the weights a command runs (``--weights``, ``--config``,
+``--trust-checkpoint``) and the tasks it reads (``linear``, ``finetune``, ``all``, ``tasks``). The vocabulary
+shared with ``m2d-pretrain`` (``--seed``, ``--workers``, ``--precision``, ``--device``...) is
+:mod:`m2d_hear.cli_vocabulary`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +9,7 @@ from pathlib import Path
 import click
 
 from evaluation.weights_command import resolve_weights_option
+from m2d_hear.cli_vocabulary import option
 
 TASK_HELP = "us8k, vc1, gtzan, gtzan_hear10fold, spcv2, as20k, csv:/path/meta.csv or hear:/path/task_folder"
 
@@ -14,6 +18,20 @@ TRUST_HELP = ("read a weight file that holds more than tensors, containers and a
               "unpickling, which can run code of the file's choosing; only for files you trust [default: refuse]")
 
 trust_checkpoint_option = click.option("--trust-checkpoint", is_flag=True, help=TRUST_HELP)
+
+WEIGHTS_HELP = "M2D weight file (official layouts or ours), or a released name (m2d-eval weights list)"
+
+
+def weights_option(required: bool = True, help: str = WEIGHTS_HELP, aliases=()):
+    """``--weights``: a weight file or a released name, resolved to the file (downloaded once)."""
+    return option("--weights", required=required, type=click.Path(dir_okay=False, path_type=Path),
+                  callback=resolve_weights_option, help=help, aliases=aliases)
+
+
+config_option = click.option(
+    "--config", "config_name", default=None,
+    help="model configuration name for a weight file whose folder name does not carry it (a renamed file), "
+         "e.g. m2d_vit_base-80x608p16x16-x [default: read from the folder name]")
 
 
 def _allow_duplicates(ctx: click.Context, _param, value: bool) -> bool:
@@ -30,17 +48,16 @@ allow_duplicates_option = click.option(
 
 
 def task_source_options(f):
-    """``--task``, ``--weights``, ``--trust-checkpoint``, ``--path`` and ``--allow-duplicates``."""
+    """``--task``, ``--weights``, ``--config``, ``--trust-checkpoint``, ``--path`` and ``--allow-duplicates``."""
     options = [
         click.option("--task", "task_name", required=True, help=TASK_HELP),
-        click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                     callback=resolve_weights_option,
-                     help="M2D weight file (official layouts or ours), or a released name (m2d-eval weights list)"),
+        weights_option(),
+        config_option,
         trust_checkpoint_option,
         click.option("--path", "task_path", type=click.Path(path_type=Path), default=None,
                      help="the dataset folder itself (overrides --data-root)"),
         allow_duplicates_option,
     ]
-    for option in reversed(options):
-        f = option(f)
+    for decorate in reversed(options):
+        f = decorate(f)
     return f

@@ -12,9 +12,9 @@ Cache layout, under ``<cache_root>/<task>-t<task id>-w<weights sha256>-<key>/`` 
 entries, written atomically as each block finishes) and, once every shard exists, ``embeddings.npy`` (all rows) and
 ``done.json``. The key hashes the checkpoint file's content, the model configuration, the task's identity
 (:meth:`TaskData.fingerprint`: its metadata files' content and each audio file's path, size and mtime, so another
-task with the same name and relative paths but other audio is another entry), the clip list, and the crop
-settings; a killed run resumes at the first missing shard. Under ``torchrun`` each rank extracts the shards
-``s % world_size == rank`` and rank 0 merges them.
+task with the same name and relative paths but other audio is another entry), the clip list, the crop settings
+and, for a ``--precision bf16/fp16`` run only, the autocast dtype; a killed run resumes at the first missing
+shard. Under ``torchrun`` each rank extracts the shards ``s % world_size == rank`` and rank 0 merges them.
 """
 from __future__ import annotations
 
@@ -82,11 +82,13 @@ file_hash = sha256_file   # sha256 of a file's content, memoised (m2d_hear.filei
 def cache_meta(task: TaskData, weights: str | Path, model, crop: CropSettings) -> dict:
     entries = entries_for(task)
     clips_hash = hashlib.sha256("\n".join(f"{clip_key(c, task)}|{m}" for c, m in entries).encode()).hexdigest()
+    autocast = getattr(model, "autocast_dtype", None)   # --precision bf16/fp16: other embeddings, another entry
     return {"version": CACHE_VERSION, "weights_sha256": file_hash(weights), "weights": str(weights),
             "model_config": repr(model.config), "flat_features": bool(getattr(model, "flat_features", False)),
             "embedding_dim": int(model.scene_embedding_size), "task": task.name, "task_id": task.fingerprint(),
             "clips_sha256": clips_hash,
-            "n_entries": len(entries), "crop": asdict(crop)}
+            "n_entries": len(entries), "crop": asdict(crop),
+            **({"autocast": str(autocast).removeprefix("torch.")} if autocast is not None else {})}
 
 
 def cache_dir_for(cache_root: str | Path, meta: dict) -> Path:

@@ -1,7 +1,7 @@
 """``m2d-eval finetune``: fine-tune a weight file on one task with the papers' recipe (or overrides).
 
-Several GPUs: ``torchrun --nproc_per_node=4 -m evaluation.cli finetune --task as20k --weights W`` (DDP; the batch
-size is the global batch, split across the processes).
+Several GPUs: ``torchrun --nproc_per_node=4 -m evaluation.cli finetune --task as20k --weights W`` (DDP;
+``--batch-size`` is the global batch, split across the processes, so a recipe means the same on any number of GPUs).
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from evaluation.cli_options import task_source_options
+from m2d_hear.cli_vocabulary import device_option, precision_option, seeds_option, workers_option
 
 DEFAULT_OUT = Path("results") / "m2d-eval"
 
@@ -27,7 +28,7 @@ def _recipe_names():
 @click.option("--skip-missing", is_flag=True, help="train without listed audio files that are absent")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="results folder: scores.csv, and runs under OUT/finetune/")
-@click.option("--seed", "seeds", multiple=True, type=int, help="seed (repeatable) [default: 43, 44, 45]")
+@seeds_option(help="seed, one run each", default_help="the task's own, else 43, 44, 45")
 @click.option("--fold", "folds", multiple=True, help="only these rounds (e.g. fold1; repeatable) [default: all]")
 @click.option("--recipe", "recipe_name", default=None,
               help="recipe to start from [default: the task's own (its task.json's, else the recipe of its "
@@ -36,7 +37,8 @@ def _recipe_names():
 @click.option("--lr", type=float, default=None)
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--warmup-epochs", type=click.FloatRange(0), default=None)
-@click.option("--batch-size", type=click.IntRange(2), default=None, help="global batch size")
+@click.option("--batch-size", type=click.IntRange(2), default=None,
+              help="the global batch: clips per optimizer step summed over all processes [default: the recipe's]")
 @click.option("--mixup", type=click.FloatRange(0), default=None, help="Beta(a, a) parameter; 0 disables")
 @click.option("--freq-mask", type=click.IntRange(0), default=None, help="SpecAugment frequency mask width")
 @click.option("--time-mask", type=click.IntRange(0), default=None, help="SpecAugment time mask width")
@@ -51,19 +53,17 @@ def _recipe_names():
               show_default=True,
               help="selection without a validation split: best test epoch (papers' rule) or a 10% train carve-out")
 @click.option("--resume", is_flag=True, help="continue killed runs (and reuse finished ones) under OUT")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(0),
-              help="audio decoding worker processes per loader")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="auto = bf16 autocast on CUDA, fp32 on CPU (the papers trained in fp32)")
-@click.option("--eval-batch-size", type=click.IntRange(1), default=None)
-@click.option("--config", "config_name", default=None,
-              help="model configuration name for a renamed weight file, e.g. m2d_vit_base-80x608p16x16-x")
-@click.option("--no-progress", is_flag=True, help="no progress bars")
-def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_missing, out, seeds, folds, recipe_name, optimizer, lr,
-             epochs, warmup_epochs, batch_size, mixup, freq_mask, time_mask, rrc, token_mask, token_mask_variant,
-             dur_frames, freeze_embed, no_valid, resume, device, workers, precision, eval_batch_size, config_name,
-             no_progress):
+@device_option()
+@workers_option(4, "audio decoding worker processes per loader (0: decode in this process)")
+@precision_option("auto = bf16 autocast on a CUDA GPU, fp32 on the CPU (the papers trained in fp32)")
+@click.option("--eval-batch-size", type=click.IntRange(1), default=None,
+              help="clips per forward pass in each process when scoring the validation and test splits "
+                   "[default: the recipe's batch size]")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def finetune(task_name, weights, config_name, trust_checkpoint, task_path, data_root, skip_missing, out, seeds, folds,
+             recipe_name, optimizer, lr, epochs, warmup_epochs, batch_size, mixup, freq_mask, time_mask, rrc,
+             token_mask, token_mask_variant, dur_frames, freeze_embed, no_valid, resume, device, workers, precision,
+             eval_batch_size, progress):
     """Fine-tune WEIGHTS on TASK (EVAR protocol, the papers' per-task recipe); appends to OUT/scores.csv."""
     from m2d_hear.distributed import init_distributed
 
@@ -83,7 +83,7 @@ def finetune(task_name, weights, trust_checkpoint, task_path, data_root, skip_mi
                              dur_frames=dur_frames, freeze_embed=freeze_embed)
     opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device, num_workers=workers,
                         precision=precision, eval_batch_size=eval_batch_size, config=config_name,
-                        progress=not no_progress, trust_checkpoint=trust_checkpoint)
+                        progress=progress, trust_checkpoint=trust_checkpoint)
     info = init_distributed(opts.device)
     if info.is_main:
         click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"

@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from evaluation.cli_options import trust_checkpoint_option
-from evaluation.weights_command import resolve_weights_option
+from evaluation.cli_options import config_option, trust_checkpoint_option, weights_option
+from m2d_hear.cli_vocabulary import Alias, device_option, embedding_precision, precision_option
 from m2d_hear.errors import InputError
 
 INSTALL = "pip install 'm2d-hear[test]' (or: pip install hearvalidator==2021.0.2 tensorflow-cpu)"
@@ -32,19 +32,25 @@ def import_validator():
     return hv
 
 
-def run_validator(weights: str, device: str = "cpu", trust_checkpoint: bool = False) -> None:
+def run_validator(weights: str, device: str = "cpu", trust_checkpoint: bool = False, config: str | None = None,
+                  precision: str = "fp32") -> None:
     """Validate ``m2d_hear`` with ``weights`` through the official validator; raises SystemExit on failure.
     ``trust_checkpoint``: admit a weight file that needs full unpickling, also in the validator's own
-    ``m2d_hear.load_model(path)`` call (see :func:`m2d_hear.checkpoint.trusted_checkpoints`)."""
+    ``m2d_hear.load_model(path)`` call (see :func:`m2d_hear.checkpoint.trusted_checkpoints`). ``config`` (a renamed
+    weight file's configuration) and ``precision`` other than fp32 reach that call too: the validator then checks
+    the HEAR API of ``m2d_hear`` with ``load_model`` bound to them."""
     from contextlib import nullcontext
 
     from m2d_hear.checkpoint import trusted_checkpoints
     from m2d_hear.hear import load_model
 
     hv = import_validator()   # a missing validator is reported before any work
-    rate = load_model(weights, trust_checkpoint=trust_checkpoint).sample_rate   # an unsafe file fails here
+    options = {k: v for k, v in (("config", config), ("precision", precision)) if v not in (None, "fp32")}
+    rate = load_model(weights, trust_checkpoint=trust_checkpoint, **options).sample_rate   # an unsafe file fails here
 
     validator = hv.ValidateModel("m2d_hear", weights, device=device)
+    if options:
+        validator.import_model = lambda: setattr(validator, "module", _bound_api(options))
     if rate not in validator.ACCEPTABLE_SAMPLE_RATE:
         click.echo(f"note: hearvalidator 2021.0.2 predates {rate} Hz models; admitting {rate} for this run")
         validator.ACCEPTABLE_SAMPLE_RATE = [*validator.ACCEPTABLE_SAMPLE_RATE, rate]
@@ -52,12 +58,31 @@ def run_validator(weights: str, device: str = "cpu", trust_checkpoint: bool = Fa
         validator()
 
 
+def _bound_api(options: dict):
+    """The HEAR API of ``m2d_hear`` with ``load_model`` taking ``options``, as the module the validator checks."""
+    import functools
+    import types
+
+    import m2d_hear
+
+    return types.SimpleNamespace(load_model=functools.partial(m2d_hear.load_model, **options),
+                                 get_scene_embeddings=m2d_hear.get_scene_embeddings,
+                                 get_timestamp_embeddings=m2d_hear.get_timestamp_embeddings)
+
+
 @click.command()
-@click.argument("weights", type=click.Path(dir_okay=False), callback=resolve_weights_option)
-@click.option("--device", default="cpu", show_default=True)
+@weights_option(required=False, aliases=(Alias("weights", argument=True),))
+@config_option
+@device_option()
+@precision_option("auto = fp32, the official numerics")
 @trust_checkpoint_option
-def validate(weights: str, device: str, trust_checkpoint: bool):
-    """Check that m2d_hear with WEIGHTS passes the official HEAR 2021 validator."""
-    run_validator(str(weights), device, trust_checkpoint)
+def validate(weights, config_name: str | None, device: str, precision: str, trust_checkpoint: bool):
+    """Check that m2d_hear with --weights passes the official HEAR 2021 validator."""
+    from m2d_hear.distributed import resolve_device
+
+    if weights is None:
+        raise click.UsageError("give the weights to validate: --weights FILE or a released name")
+    device = str(resolve_device(device))
+    run_validator(str(weights), device, trust_checkpoint, config_name, embedding_precision(precision))
     click.echo(f"HEAR validator passed: m2d_hear with {weights} on {device}")
     sys.exit(0)

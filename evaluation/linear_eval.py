@@ -23,6 +23,7 @@ from evaluation.embeddings import CropSettings, extract
 from evaluation.probe import LinearProbe
 from evaluation.scores import ScoreRow, append_scores, done_keys, row_key, weights_label
 from evaluation.tasks.base import TaskData
+from m2d_hear.cli_vocabulary import embedding_precision
 from m2d_hear.distributed import init_distributed
 from m2d_hear.fileio import locked, sha256_file, write_text
 
@@ -53,25 +54,33 @@ def run_file(out_dir: Path, weights: str, task: str, weights_sha256: str = "", t
 def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, seeds=DEFAULT_SEEDS,
                     cache_root: str | Path | None = None, model=None, device: str = "auto", batch_size: int = 16,
                     num_workers: int = 2, weights_name: str | None = None, probe_params: dict | None = None,
-                    progress: bool = True, log=print, trust_checkpoint: bool = False) -> dict:
+                    progress: bool = True, log=print, trust_checkpoint: bool = False, config: str | None = None,
+                    precision: str = "auto") -> dict:
     """Linear evaluation of ``weights`` on ``task``; returns the run record (also saved as JSON).
 
     The probe takes ``task.probe`` (settings the task asks for, e.g. the mini benchmark's), then ``probe_params``
     on top. The task's table note for this protocol is recorded as ``table_note`` while its settings hold; the
     tables print it. ``trust_checkpoint``: admit a weight file that needs full unpickling (see
-    :mod:`m2d_hear.checkpoint`)."""
+    :mod:`m2d_hear.checkpoint`); ``config``: the configuration of a renamed weight file. ``precision`` (``--precision``)
+    of the encoder passes: auto is fp32, the official numerics; bf16/fp16 autocast embeddings are cached apart and
+    their rows labelled ``<weights>+bf16`` / ``+fp16``."""
     import m2d_hear
+    from m2d_hear.hear import PRECISIONS
 
     out_dir, weights = Path(out_dir), Path(weights)
     cache_root = Path(cache_root) if cache_root else out_dir / "cache"
-    label = weights_name or weights_label(weights)
+    precision = embedding_precision(precision)
     # under torchrun only the embedding extraction is sharded across ranks; rank 0 then trains the probes and
     # writes the results
     env = init_distributed(device)
     dev = env.device
     started = time.time()
     if model is None:
-        model = m2d_hear.load_m2d(weights, trust_checkpoint=trust_checkpoint)
+        model = m2d_hear.load_m2d(weights, config=config, trust_checkpoint=trust_checkpoint)
+    autocast = hasattr(model, "autocast_dtype")   # an M2D encoder (not a statistics baseline)
+    if autocast:
+        model.autocast_dtype = PRECISIONS[precision]
+    label = (weights_name or weights_label(weights)) + (f"+{precision}" if autocast and precision != "fp32" else "")
     crop = CropSettings(task.unit_sec, model.sample_rate)
     t0 = time.time()
     emb = extract(model, task, weights, cache_root, crop=crop, batch_size=batch_size, num_workers=num_workers,
@@ -119,7 +128,8 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
         "crop": asdict(crop), "cache": str(emb.folder),
         "probe": {**LinearProbe(**params).get_params(), "seed": list(map(int, seeds))},
         **({"table_note": note} if note else {}),
-        "device": str(dev), "batch_size": batch_size, "num_workers": num_workers,
+        "device": str(dev), "precision": precision if autocast else None, "batch_size": batch_size,
+        "num_workers": num_workers,
         "seconds": {"embedding": round(embed_sec, 2), "probe": round(probe_sec, 2),
                     "total": round(time.time() - started, 2)},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},

@@ -116,4 +116,4 @@ def config_for_file(path: str | Path, override: str | ModelConfig | None = None)
     raise ConfigNameError(
         f"{path}: cannot tell the model configuration from the folder name {path.parent.name!r} or the file name "
         f"{path.stem!r}; put the file in a folder named like 'm2d_vit_base-80x608p16x16-221006' (the official "
-        f"layout) or pass config='m2d_vit_base-80x608p16x16-x' explicitly")
+        f"layout) or pass config='m2d_vit_base-80x608p16x16-x' explicitly (--config on the command line)")

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from m2d_hear.cli_vocabulary import Alias, workers_option
 from m2d_hear.fileio import save_npy, write_csv
 
 from .data import FILE_LIST, DataError
@@ -143,8 +144,9 @@ def prepare_folder(src_dir: Path, data_dir: Path, sr: str = "16k", min_seconds: 
               help="sample rate of the model (the front end follows it)")
 @click.option("--min-seconds", type=float, default=6.1, show_default=True,
               help="zero-pad shorter waveforms to this length (as the official converter)")
-@click.option("--jobs", "-j", type=int, default=0, help="worker processes [default: CPUs, at most 8]")
-def prepare(src_dir: Path, data_dir: Path, sr: str, min_seconds: float, jobs: int):
+@workers_option(None, "conversion worker processes (0: convert in this process) [default: CPUs, at most 8]",
+                aliases=(Alias("--jobs", "-j", type=int, convert=lambda jobs: jobs or None),))   # old -j 0: the default
+def prepare(src_dir: Path, data_dir: Path, sr: str, min_seconds: float, workers: int | None):
     """Convert every audio file under SRC_DIR (wav, flac, ogg, mp3; any rate, stereo mixed down) into a log-mel
     .npy under DATA_DIR with the same relative path, and write DATA_DIR/files.csv.
 
@@ -157,6 +159,7 @@ def prepare(src_dir: Path, data_dir: Path, sr: str, min_seconds: float, jobs: in
         raise click.ClickException("DATA_DIR must differ from SRC_DIR")
     if not find_audio(src_dir):
         raise click.ClickException(f"{src_dir}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found under it")
+    jobs = 0 if workers is None else max(1, workers)   # prepare_folder: 0 = CPUs (at most 8), 1 = this process
     converted, skipped, failures = prepare_folder(src_dir, data_dir, sr, min_seconds, jobs)
     total = write_file_list(data_dir)
     failed_csv = data_dir / FAILED_LIST

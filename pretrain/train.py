@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from m2d_hear.cli_vocabulary import Alias, device_option, precision_from_amp, precision_option, workers_option
 from m2d_hear.vit import VIT_SIZES
 
 # Options that define a run: on --resume, those left at their default are taken from the checkpoint.
@@ -78,7 +79,8 @@ def check(args: argparse.Namespace) -> None:
 @click.option("--decoder-heads", type=int, default=16, show_default=True, help="predictor attention heads")
 @click.option("--epochs", type=int, default=300, show_default=True)
 @click.option("--batch-size", type=int, default=512, show_default=True,
-              help="per process; effective batch = batch-size x accum-iter x processes")
+              help="the global batch: crops per iteration summed over all processes (each of N processes takes 1/N); "
+                   "an optimizer step sees batch-size x accum-iter")
 @click.option("--accum-iter", type=int, default=1, show_default=True, help="gradient accumulation iterations")
 @click.option("--blr", type=float, default=3e-4, show_default=True, help="base lr: lr = blr x effective batch / 256")
 @click.option("--lr", type=float, default=None, help="absolute learning rate (overrides --blr)")
@@ -94,17 +96,19 @@ def check(args: argparse.Namespace) -> None:
 @click.option("--norm-stats-samples", type=int, default=5000, show_default=True,
               help="random crops used to compute norm_stats at start")
 @click.option("--norm-stats", default=None, help="MEAN,STD to use instead of computing them")
-@click.option("--num-workers", type=int, default=None,
-              help="data-loading processes [default: 0 on CPU, 8 on GPU]")
+@workers_option(None, "data-loading processes per training process (0: load in the training process) "
+                "[default: 0 on CPU, 8 on GPU]", name="num_workers", aliases=(Alias("--num-workers"),))
 @click.option("--save-freq", type=int, default=50, show_default=True, help="write checkpoint-<epoch>.pth every N epochs")
 @click.option("--checkpoint-minutes", type=float, default=30, show_default=True,
               help="also save checkpoint-last.pth (mid-epoch state) this often; 0 disables")
-@click.option("--amp", type=click.Choice(["auto", "none", "bf16", "fp16"]), default="auto", show_default=True,
-              help="mixed precision; auto = bf16 on GPUs that support it, none on CPU")
+@precision_option("auto = bf16 autocast on a CUDA GPU (fp16 where bf16 is unsupported), fp32 on the CPU; fp16 "
+                  "uses a gradient scaler",
+                  aliases=(Alias("--amp", type=click.Choice(["auto", "none", "bf16", "fp16"]),
+                                 convert=precision_from_amp),))
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (GPU)")
 @click.option("--steps", type=int, default=0, help="stop once this many optimizer steps are done in total "
               "(the schedules still follow --epochs); the state is saved")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@device_option(help="under torchrun, cuda is each process's own GPU")
 @click.option("--threads", type=int, default=0,
               help="CPU threads for torch [default: torch's choice]; on a busy shared CPU, fewer threads can be faster")
 @click.option("--log-every", type=int, default=10, show_default=True, help="log.jsonl line every N optimizer steps")
@@ -119,7 +123,7 @@ def train(ctx: click.Context, **options):
       m2d-pretrain train --data data/lms --out runs                      # the paper's M2D/0.7 ViT-Base
       m2d-pretrain train --data data/lms --out runs --resume             # continue it
       m2d-pretrain train --data data/lms --out runs --resume-fallback    # ... past a damaged checkpoint-last.pth
-      torchrun --nproc_per_node 4 -m pretrain.cli train --data data/lms --out runs --batch-size 512
+      torchrun --nproc_per_node 4 -m pretrain.cli train --data data/lms --out runs --batch-size 2048  # 4 x 512
     """
     from .trainer import train as run_training
 
@@ -132,6 +136,8 @@ def train(ctx: click.Context, **options):
 def namespace(options: dict) -> argparse.Namespace:
     args = argparse.Namespace(**options)
     args.compile = args.__dict__.pop("compile_")
+    precision = args.__dict__.pop("precision")
+    args.amp = "none" if precision == "fp32" else precision   # the trainer's (and the checkpoints') name for it
     args.resume = args.resume or getattr(args, "resume_fallback", False)
     args.data, args.out = str(Path(args.data)), str(Path(args.out))
     args.input_size = parse_size(args.input_size, "--input-size")

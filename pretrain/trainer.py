@@ -115,14 +115,18 @@ class Trainer:
         files = read_file_list(a.data, a.csv)
         self.file_info = {"n_files": len(files), "digest": list_digest(files)}
         self.dataset = LogMelCrops(a.data, inflate(files, a.min_ds_size), a.input_size)
-        self.order = BatchOrder(len(self.dataset), a.batch_size, a.seed, env.rank, env.world)
+        if a.batch_size % env.world:
+            raise TrainingError(f"--batch-size {a.batch_size} is the global batch, which {env.world} processes must "
+                                f"split evenly; use a multiple of {env.world}")
+        # --batch-size is the global batch: each process takes its 1/world share (docs/cli.md)
+        self.order = BatchOrder(len(self.dataset), a.batch_size // env.world, a.seed, env.rank, env.world)
         self.iters_per_epoch = self.order.batches_per_epoch
         if self.iters_per_epoch < 1:
             raise TrainingError(
                 f"{len(self.dataset)} training files (after --min-ds-size {a.min_ds_size}) make no full global batch "
                 f"of {self.order.global_batch}; lower --batch-size or raise --min-ds-size")
         self.total_iters = self.iters_per_epoch * a.epochs
-        self.eff_batch = a.batch_size * a.accum_iter * env.world
+        self.eff_batch = self.order.global_batch * a.accum_iter
         self.base_lr = a.lr if a.lr else absolute_lr(a.blr, self.eff_batch)
 
         torch.manual_seed(a.seed)
@@ -299,7 +303,7 @@ class Trainer:
         x = batch.to(self.device, non_blocking=True)
         x = (x - self.mean) / self.std
         noise = mask_noise(a.seed, self.iteration, self.order.global_batch, self.model.num_patches,
-                           self.env.rank, a.batch_size).to(self.device, non_blocking=True)
+                           self.env.rank, self.order.batch).to(self.device, non_blocking=True)
         sync = self.ddp.no_sync() if (self.ddp is not None and not update) else contextlib.nullcontext()
         with sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
@@ -375,7 +379,8 @@ class Trainer:
                         mean_loss = D.mean_over_processes(float(window_loss) / window_n, self.env)
                         if not math.isfinite(mean_loss):
                             raise TrainingError(f"the loss became {mean_loss} at step {self.step}; lower --blr, use "
-                                                "--amp none, or resume from the previous checkpoint with --clip-grad")
+                                                "--precision fp32, or resume from the previous checkpoint with "
+                                                "--clip-grad")
                         now = time.perf_counter()
                         record = {"step": self.step, "epoch": round(epoch + (epoch_iter + 1) / self.iters_per_epoch, 5),
                                   "iteration": self.iteration, "loss": mean_loss, "lr": lr, "ema": tau,

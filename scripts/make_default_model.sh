@@ -22,7 +22,7 @@ m2d-pretrain prepare "$CACHE/pool" "$RUN/lms" --min-seconds 2.08
 m2d-pretrain train --data "$RUN/lms" --out "$RUN" --name "$NAME" --model m2d_vit_tiny --input-size 80x208 \
   --patch-size 16x16 --mask-ratio 0.7 --decoder-dim 192 --decoder-depth 4 --decoder-heads 3 \
   --epochs "$EPOCHS" --warmup-epochs 2 --batch-size 32 --blr 1.5e-3 --ema-decay-init 0.995 --ema-decay 0.9999 \
-  --min-ds-size 3000 --norm-stats-samples 2000 --seed 0 --num-workers 0 --save-freq 1 --clip-grad 3.0 \
+  --min-ds-size 3000 --norm-stats-samples 2000 --seed 0 --workers 0 --save-freq 1 --clip-grad 3.0 \
   --log-every 10 --no-progress
 m2d-pretrain export "$RUN/$NAME/checkpoint-$EPOCHS.pth" --fp16 --out "m2d_hear/weights/$NAME/weights_ep$EPOCHS.pth"
 mkdir -p results/default_model

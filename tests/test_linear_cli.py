@@ -46,14 +46,15 @@ def test_linear_us8k_scores_tables_and_resume(tmp_path, weights):
     assert (out / "tables" / "linear.png").stat().st_size > 1000
     assert "\\pm" in (out / "tables" / "linear.tex").read_text()
     assert "scores: " in result.output and "tables: " in result.output
-    # a rerun finds every (seed, fold) done and the embeddings cached: nothing is recomputed
+    # a rerun finds every (seed, fold) done and the embeddings cached: nothing is recomputed (--seeds 42,43 above
+    # is the old spelling of these)
     before = (out / "scores.csv").stat().st_mtime_ns
     again = run("linear", "--task", "us8k", "--weights", weights, "--data-root", tmp_path / "data", "--out", out,
-                "--seeds", "42,43", *FAST)
+                "--seed", "42", "--seed", "43", *FAST)
     assert again.exit_code == 0 and (out / "scores.csv").stat().st_mtime_ns == before
     # one more seed adds only its rows
     run("linear", "--task", "us8k", "--weights", weights, "--data-root", tmp_path / "data", "--out", out,
-        "--seeds", "44", *FAST)
+        "--seed", "44", *FAST)
     assert len(pd.read_csv(out / "scores.csv")) == 9
 
 
@@ -76,6 +77,31 @@ def test_all_runs_every_task_found_and_fine_tunes_each(tmp_path, weights, monkey
     md = (out / "tables" / "linear.md").read_text()
     assert md.index("SPCV2") < md.index("GTZAN") < md.index("AS20K")
     assert "[2 listed files missing, skipped]" in result.output   # AudioSet reports what it lacks
+
+
+def test_precision_and_config(tmp_path, weights):
+    """--precision bf16 embeds under autocast into a cache entry of its own, its rows labelled <weights>+bf16 beside
+    the fp32 ones; a renamed weight file needs --config, and with it scores as the original."""
+    path = d.make_csv_task(tmp_path / "data", per_class=4, seconds=0.3, unit_sec=0.3)
+    out = tmp_path / "res"
+    base = ["linear", "--task", f"csv:{path}", "--out", out, "--seed", "42", *FAST]
+    assert run(*base, "--weights", weights).exit_code == 0
+    result = run(*base, "--weights", weights, "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out / "scores.csv")
+    label = f"{weights.parent.name}/{weights.stem}"
+    assert sorted(scores.weights) == [label, f"{label}+bf16"]
+    assert len(list((out / "cache").iterdir())) == 2
+    record = json.loads((out / scores.run[scores.weights == f"{label}+bf16"].iloc[0]).read_text())
+    assert record["precision"] == "bf16" and json.loads((out / scores.run.iloc[0]).read_text())["precision"] == "fp32"
+    renamed = tmp_path / "renamed" / "weights.pth"
+    renamed.parent.mkdir()
+    renamed.write_bytes(weights.read_bytes())
+    result = run(*base, "--weights", renamed, "--out", tmp_path / "r")
+    assert result.exit_code == 1 and "--config" in result.output
+    result = run(*base, "--weights", renamed, "--out", tmp_path / "r", "--config", weights.parent.name)
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "r" / "scores.csv").score.tolist() == scores.score[scores.weights == label].tolist()
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, weights):

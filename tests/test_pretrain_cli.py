@@ -189,6 +189,17 @@ def make_trainer(data, out, *extra):
     return Trainer(namespace(dict(ctx.params)))
 
 
+def test_the_global_batch_is_split_evenly_across_processes(corpus, tmp_path):
+    from m2d_hear.distributed import DistEnv
+    from pretrain.train import namespace, train as command
+    from pretrain.trainer import Trainer, TrainingError
+
+    args = train_args(corpus / "data", tmp_path, "--batch-size", "5")[1:]
+    ctx = command.make_context("train", [str(a) for a in args])
+    with pytest.raises(TrainingError, match="--batch-size 5 is the global batch, which 2 processes must split"):
+        Trainer(namespace(dict(ctx.params)), env=DistEnv(rank=1, world=2)).setup()
+
+
 def test_in_the_loop_target_changes_only_by_ema(corpus, tmp_path, one_thread):
     torch.set_num_threads(1)
     trainer = make_trainer(corpus / "data", tmp_path, "--batch-size", "4", "--accum-iter", "2", "--epochs", "2",
@@ -269,7 +280,7 @@ def test_train_errors_are_one_line(corpus, tmp_path, one_thread):
     assert result.exit_code != 0 and "missing.npy" in result.output and "Traceback" not in result.output
     (bad / "files.csv").write_text("file_name\nbroken.npy\n")
     (bad / "broken.npy").write_bytes(b"not numpy")  # read in a loader worker; norm_stats given, so not before
-    result = cli(*train_args(bad, tmp_path / "o3", "--batch-size", "1", "--num-workers", "1", "--norm-stats", "-7,4"),
+    result = cli(*train_args(bad, tmp_path / "o3", "--batch-size", "1", "--workers", "1", "--norm-stats", "-7,4"),
                  ok=False)
     assert result.exit_code != 0 and "broken.npy: not a readable .npy file" in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -284,15 +295,17 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_process_gloo_equals_one_process(corpus, tmp_path):
-    common = ["--epochs", "3", "--lr", "1e-3", "--warmup-epochs", "1", "--steps", "4", "--seed", "2"]
+    # the same command, --batch-size 8 (the global batch) included: each of the two processes takes 4 crops
+    common = ["--epochs", "3", "--lr", "1e-3", "--warmup-epochs", "1", "--steps", "4", "--seed", "2",
+              "--batch-size", "8"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     one = subprocess.run([sys.executable, "-m", "pretrain.cli", *train_args(corpus / "data", tmp_path / "one"),
-                          *common, "--batch-size", "8"], env=env, capture_output=True, text=True, timeout=300)
+                          *common], env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                          "-m", "pretrain.cli", *train_args(corpus / "data", tmp_path / "two"), *common,
-                          "--batch-size", "4"], env=env, capture_output=True, text=True, timeout=300)
+                          "-m", "pretrain.cli", *train_args(corpus / "data", tmp_path / "two"), *common],
+                         env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = state_of(run_dir_of(tmp_path / "one") / LAST), state_of(run_dir_of(tmp_path / "two") / LAST)
     assert a["step"] == b["step"] == 4

@@ -37,11 +37,11 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluation.tasks.layout import read_json
-from evaluation.weights_command import resolve_weights_option
 from m2d_hear import fileio
+from m2d_hear.cli_vocabulary import device_option, embedding_precision, precision_option
 from m2d_hear.distributed import resolve_device
 
-from ..cli_options import trust_checkpoint_option
+from ..cli_options import config_option, trust_checkpoint_option, weights_option
 from .errors import HearTaskError
 
 GET = "use a task folder made by hear-preprocess (the HEAR 2021 task tarballs)"
@@ -278,18 +278,24 @@ def task_dirs(tasks_dir: Path, task: str) -> list[Path]:
 
 def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, task: str = "all",
                 hop_ms: float | None = 40.0, device: str | None = None, progress: bool = True,
-                echo=print, trust_checkpoint: bool = False) -> list[Path]:
+                echo=print, trust_checkpoint: bool = False, config: str | None = None,
+                precision: str = "auto") -> list[Path]:
     """Embed the tasks; returns the output task folders (already finished ones included).
-    ``trust_checkpoint``: admit a weight file that needs full unpickling (see :mod:`m2d_hear.checkpoint`)."""
+    ``trust_checkpoint``: admit a weight file that needs full unpickling (see :mod:`m2d_hear.checkpoint`);
+    ``config``: the configuration of a renamed weight file; ``precision``: auto is fp32 (the official numerics),
+    bf16/fp16 an opt-in autocast (see :func:`m2d_hear.hear.load_model`)."""
     from m2d_hear.hear import load_model
 
     weights, tasks_dir, out = Path(weights), Path(tasks_dir), Path(out)
     tasks = task_dirs(tasks_dir, task)
     device = str(resolve_device(device))
-    model = load_model(str(weights), timestamp_hop_ms=hop_ms, device=device,
+    precision = embedding_precision(precision)
+    model = load_model(str(weights), config=config, timestamp_hop_ms=hop_ms, device=device, precision=precision,
                        trust_checkpoint=trust_checkpoint).eval()
     check_hop(model, hop_ms)
     signature = _run_signature(weights, hop_ms, model)
+    # recorded only when given, so that an output of a run without them stays valid
+    signature.update({k: v for k, v in (("config", config), ("precision", precision)) if v not in (None, "fp32")})
     done = []
     for task_dir in tasks:
         out_task = out / task_dir.name
@@ -299,7 +305,7 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
         if (out_task / ".done.embeddings").exists():
             echo(f"{task_dir.name}: already embedded (.done.embeddings); skipping")
             if marker.is_file() and json.loads(marker.read_text()) != task_signature:
-                echo(f"note: {out_task} was embedded with other weights, hop or source ({marker.name}); "
+                echo(f"note: {out_task} was embedded with other weights, hop, source or precision ({marker.name}); "
                      "use another --out to embed with these")
             continue
         if out_task.exists():
@@ -326,20 +332,21 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
 @click.command("hear-embed")
 @click.option("--tasks-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of HEAR task folders (hear-preprocess output).")
-@click.option("--weights", required=True, type=click.Path(dir_okay=False), callback=resolve_weights_option,
-              help="M2D weight file (official layouts or ours), or a released name (m2d-eval weights list).")
+@weights_option()
+@config_option
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Embedding folder; each task goes to OUT/<task folder name>/.")
 @click.option("--task", default="all", show_default=True, help="A task folder name, or 'all'.")
 @click.option("--hop-ms", type=float, default=40.0, show_default=True,
               help="Timestamp hop for event tasks: 160/k ms with k dividing the patch width (160, 80, 40, 20...).")
-@click.option("--device", default=None, help="torch device (default: cuda if available, else cpu).")
+@device_option()
+@precision_option("auto = fp32, the official numerics")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @trust_checkpoint_option
-def hear_embed(tasks_dir, weights, out, task, hop_ms, device, progress, trust_checkpoint):
+def hear_embed(tasks_dir, weights, config_name, out, task, hop_ms, device, precision, progress, trust_checkpoint):
     """Compute HEAR embeddings of every task folder with m2d_hear, in the eval kit's on-disk format."""
 
     if hop_ms > 50:
         click.echo(f"note: a {hop_ms:g} ms hop is above HEAR's suggested 50 ms for event tasks")
     embed_tasks(weights, tasks_dir, out, task, hop_ms, device, progress, echo=click.echo,
-                trust_checkpoint=trust_checkpoint)
+                trust_checkpoint=trust_checkpoint, config=config_name, precision=precision)

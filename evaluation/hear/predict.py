@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from m2d_hear import fileio
+from m2d_hear.cli_vocabulary import Alias, device_option
 from m2d_hear.distributed import resolve_device
 from m2d_hear.errors import InputError
 
@@ -189,23 +190,25 @@ def aggregate(results: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def gpus_device(gpus: str | None) -> tuple[str, object]:
     """``--gpus`` as the kit takes it (a JSON list such as ``[0]``, or an int count) -> (torch device, parsed);
-    the device itself comes from :func:`m2d_hear.distributed.resolve_device`."""
+    the device itself comes from :func:`m2d_hear.distributed.resolve_device`. ``--gpus`` is the old spelling of
+    ``--device``, kept hidden for one release."""
     if gpus is None:
         return "cpu", None
     try:
         parsed = json.loads(gpus)
     except json.JSONDecodeError:
-        raise click.BadParameter(f"{gpus!r} is not JSON; use e.g. --gpus '[0]'", param_hint="--gpus") from None
+        raise click.BadParameter(f"{gpus!r} is not JSON; use --device cuda:0 instead", param_hint="--gpus") from None
     ids = parsed if isinstance(parsed, list) else list(range(int(parsed or 0)))
     if not ids:
         return "cpu", parsed
     if not isinstance(ids[0], int) or ids[0] < 0:
-        raise click.BadParameter(f"{gpus!r}: GPU ids are non-negative integers; use e.g. --gpus '[0]'",
+        raise click.BadParameter(f"{gpus!r}: GPU ids are non-negative integers; use --device cuda:0 instead",
                                  param_hint="--gpus")
     try:
         return str(resolve_device(f"cuda:{ids[0]}", option="--gpus")), parsed
     except InputError:
-        raise click.ClickException("--gpus was given but no CUDA device is visible to PyTorch; drop --gpus") from None
+        message = "--gpus was given but no CUDA device is visible to PyTorch; use --device cpu"
+        raise click.ClickException(message) from None
 
 
 @click.command("hear-predict")
@@ -214,15 +217,16 @@ def gpus_device(gpus: str | None) -> tuple[str, object]:
               help="The kit's hyper-parameter grid.")
 @click.option("--grid-points", type=click.IntRange(min=1), default=8, show_default=True,
               help="How many shuffled grid points to try on the first split.")
-@click.option("--gpus", default=None if not torch.cuda.is_available() else "[0]",
-              help='GPUs as the kit takes them, a JSON list such as "[0]" (default: "[0]" when CUDA is available).')
+@device_option(aliases=(Alias("--gpus", type=str, convert=lambda gpus: gpus_device(gpus)[0]),))
 @click.option("--in-memory/--memmap", default=True, show_default=True,
               help="Load embeddings into memory, or read them from the memmaps batch by batch.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def hear_predict(emb_dirs, grid, grid_points, gpus, in_memory, progress):
+def hear_predict(emb_dirs, grid, grid_points, device, in_memory, progress):
     """Train and test the HEAR downstream predictor on embedding task folders (EMB_DIRS: task folders, or folders
     holding them), writing test.predicted-scores.json as the eval kit does."""
-    device, parsed_gpus = gpus_device(gpus)
+    device = resolve_device(device)
+    parsed_gpus = [device.index] if device.type == "cuda" else None   # recorded as the kit's "gpus"
+    device = str(device)
     folders = task_folders(emb_dirs)
     for folder in tqdm(folders, desc="tasks", disable=not progress or len(folders) == 1):
         done = folder / "prediction-done.json"

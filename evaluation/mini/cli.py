@@ -5,14 +5,17 @@ from pathlib import Path
 
 import click
 
+from m2d_hear.cli_vocabulary import Alias, option, workers_option
+
 SCALE_HELP = "default: the benchmark (~1,700 clips); tiny: a few clips per split, for tests"
 
 
-def _run(out, scale, tasks, pool, pool_only, pool_clips, pool_sec, jobs, seed):
+def _run(out, scale, tasks, pool, pool_only, pool_clips, pool_sec, workers, seed):
     from .build import build, default_cache_dir
 
     out = Path(out) if out else default_cache_dir()
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    names = [t.strip() for value in tasks or () for t in value.split(",") if t.strip()] or None
+    jobs = None if workers is None else max(1, workers)   # build(): 1 job renders in this process
     report = build(out, scale=scale, tasks=names, pool=pool, pool_only=pool_only, pool_clips=pool_clips,
                    pool_sec=pool_sec, jobs=jobs, seed=seed)
     click.echo(f"mini benchmark in {out}:")
@@ -28,8 +31,8 @@ def _run(out, scale, tasks, pool, pool_only, pool_clips, pool_sec, jobs, seed):
 def _options(f):
     f = click.option("--out", type=click.Path(file_okay=False), default=None,
                      help="cache folder [default: $M2D_CACHE/mini or ~/.cache/m2d-hear/mini]")(f)
-    f = click.option("--jobs", type=click.IntRange(1, 64), default=None,
-                     help="worker processes [default: min(2, CPUs)]")(f)
+    f = workers_option(None, "rendering worker processes (0: render in this process) [default: min(2, CPUs)]",
+                       type=click.IntRange(0, 64), aliases=(Alias("--jobs", type=click.IntRange(1, 64)),))(f)
     f = click.option("--seed", type=int, default=0, show_default=True, help="planning seed")(f)
     f = click.option("--pool-clips", type=click.IntRange(1), default=3000, show_default=True,
                      help="clips in the pre-training pool")(f)
@@ -47,15 +50,16 @@ def mini():
 @_options
 @click.option("--scale", type=click.Choice(["default", "tiny"]), default="default", show_default=True,
               help=SCALE_HELP)
-@click.option("--tasks", default=None, help="comma-separated subset, e.g. mini_kws,mini_genre [default: all five]")
+@option("--task", "tasks", multiple=True, aliases=(Alias("--tasks"),),
+        help="task to build (repeatable, or comma-separated: mini_kws,mini_genre) [default: all five]")
 @click.option("--pool", is_flag=True, help="also build the unlabelled pre-training pool under OUT/pool")
-def build_command(out, jobs, seed, pool_clips, pool_sec, scale, tasks, pool):
+def build_command(out, workers, seed, pool_clips, pool_sec, scale, tasks, pool):
     """Build the five tasks (resumable: finished tasks are skipped, a killed build continues)."""
-    _run(out, scale, tasks, pool, False, pool_clips, pool_sec, jobs, seed)
+    _run(out, scale, tasks, pool, False, pool_clips, pool_sec, workers, seed)
 
 
 @mini.command("pool")
 @_options
-def pool_command(out, jobs, seed, pool_clips, pool_sec):
+def pool_command(out, workers, seed, pool_clips, pool_sec):
     """Build only the unlabelled pre-training pool (OUT/pool/files.csv lists its audio files)."""
-    _run(out, "default", None, True, True, pool_clips, pool_sec, jobs, seed)
+    _run(out, "default", None, True, True, pool_clips, pool_sec, workers, seed)
