@@ -5,7 +5,7 @@ import importlib
 
 import click
 
-from m2d_hear.errors import user_message
+from m2d_hear.cli_vocabulary import CommandGroup
 
 # name -> "module:click command". Add a line here to register a new sub-command.
 COMMANDS = {
@@ -23,10 +23,9 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(CommandGroup):
     """Sub-commands (``lazy_commands``: name -> ``"module:attribute"``) are imported only when used, so ``--help``
-    and light commands start fast. An input error (:class:`m2d_hear.errors.InputError`, a missing file, an
-    unwritable or full output folder) ends in one line; any other exception is a bug and keeps its traceback."""
+    and light commands start fast; input errors end in one line (:class:`m2d_hear.cli_vocabulary.CommandGroup`)."""
 
     def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -40,15 +39,6 @@ class LazyGroup(click.Group):
             module, attr = self.lazy_commands[name].split(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except Exception as err:  # noqa: BLE001 - re-raised unless it is the user's to fix
-            message = user_message(err)
-            if message is None:
-                raise
-            raise click.ClickException(message) from None
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS)

@@ -11,6 +11,9 @@ the new vocabulary if the meaning of its values differed (``--amp none`` -> ``fp
 ``cuda:1``), says once on stderr that it is an old spelling, and hands the value to the option it names. The option
 then takes it exactly as if its own spelling had been given (the same type check, callback and parameter source),
 so a command sees one parameter whichever spelling was used; giving both spellings is a usage error.
+
+Both command groups are a :class:`CommandGroup`: an input error ends a command in one line, any other exception
+keeps its traceback.
 """
 from __future__ import annotations
 
@@ -19,10 +22,27 @@ from collections.abc import Callable
 import click
 from click.core import ParameterSource
 
+from .errors import user_message
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRECISION_HELP = "bf16/fp16 autocast the model's matrix products (weights stay fp32)"
 DEVICE_HELP = "auto (this process's CUDA GPU when one is visible, else the CPU), cpu, cuda or cuda:N"
 _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+class CommandGroup(click.Group):
+    """A click group whose commands end an input error (:class:`m2d_hear.errors.InputError`, a missing file, an
+    unwritable or full output folder) in one line naming the file and the fix; any other exception is a bug and
+    keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as err:  # noqa: BLE001 - re-raised unless it is the user's to fix
+            message = user_message(err)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
 
 
 # ------------------------------------------------------------------------------------------- hidden aliases
