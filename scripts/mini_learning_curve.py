@@ -22,13 +22,18 @@ import m2d_hear
 from evaluation.baselines import LogMelStats, random_init_twin
 from evaluation.linear_eval import evaluate_linear
 from evaluation.metrics import effective_rank
+from evaluation.scores import read_scores
 from evaluation.mini import mini_task_sources
 from evaluation.tasks.registry import load_task
 
 
-def score_of(record: dict) -> float:
-    """Mean test score in % over the record's seeds and folds."""
-    return 100.0 * float(pd.DataFrame(record["results"]).score.mean())
+def score_of(record: dict, out: Path) -> float:
+    """Mean test score in % over the seeds and folds of the record's weights and task, from ``out/scores.csv``
+    (rows of an earlier, resumed run included)."""
+    scores = read_scores(out)
+    rows = scores[(scores.weights_sha256 == record["weights_sha256"]) & (scores.task_id == record["task"]["id"])
+                  & (scores.protocol == record["protocol"])]
+    return 100.0 * float(rows.score.mean())
 
 
 def evaluate(weights: Path, label: str, sources: list[str], out: Path, model=None) -> dict[str, tuple[float, float]]:
@@ -40,7 +45,7 @@ def evaluate(weights: Path, label: str, sources: list[str], out: Path, model=Non
         record = evaluate_linear(task, weights, out, model=model, weights_name=label, num_workers=0,
                                  progress=False, log=lambda *a: None)   # the task's own probe settings
         embeddings = np.load(Path(record["cache"]) / "embeddings.npy", mmap_mode="r")
-        scores[task.name] = (score_of(record), effective_rank(embeddings))
+        scores[task.name] = (score_of(record, out), effective_rank(embeddings))
     return scores
 
 
