@@ -96,3 +96,17 @@ def test_the_model_package_imports_nothing_else_here():
     graph = import_graph()
     assert not {t for m, targets in graph.items() if m.startswith("m2d_hear") for t in targets
                 if not t.startswith("m2d_hear")}
+
+
+def test_click_stays_out_of_the_model():
+    """The command-line vocabulary both CLIs share lives in m2d_hear (the one package both may import), as a leaf:
+    no other module of the model package imports it, and none imports click."""
+    graph = import_graph()
+    assert not {m for m, targets in graph.items() if m.startswith("m2d_hear") and m != "m2d_hear.cli_vocabulary"
+                and "m2d_hear.cli_vocabulary" in targets}
+    for name, path in modules().items():
+        if name.startswith("m2d_hear") and name != "m2d_hear.cli_vocabulary":
+            tree = ast.parse(path.read_text(), str(path))
+            imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+            assert not {i for i in imported if i == "click" or i.startswith("click.")}, name
