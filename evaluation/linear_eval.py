@@ -25,6 +25,7 @@ from evaluation.scores import ScoreRow, append_scores, done_keys, row_key, weigh
 from evaluation.tasks.base import TaskData
 from m2d_hear.cli_vocabulary import embedding_precision
 from m2d_hear.distributed import init_distributed
+from m2d_hear.errors import InputError
 from m2d_hear.fileio import locked, sha256_file, write_text
 
 PROTOCOL = "linear"
@@ -49,6 +50,26 @@ def run_file(out_dir: Path, weights: str, task: str, weights_sha256: str = "", t
     safe = re.sub(r"[^\w.@+-]+", "_", weights.replace("/", "__"))   # e.g. a baseline's label with spaces
     ids = f"@w{weights_sha256[:8]}-t{task_id[:8]}" if weights_sha256 or task_id else ""
     return out_dir / "runs" / f"{safe}{ids}__{task}__{PROTOCOL}.json"
+
+
+def probe_settings(params: dict) -> dict:
+    """The probe's settings as its run record stores them (JSON types), the seed aside."""
+    settings = json.loads(json.dumps(LinearProbe(**params).get_params(), default=str))
+    return {k: v for k, v in settings.items() if k != "seed"}
+
+
+def check_same_probe(record_path: Path, settings: dict, out_dir: Path) -> None:
+    """Rows already in ``scores.csv`` are reused only if they were made with the same probe settings; otherwise
+    the old and new scores would stand in one table as if they were one protocol."""
+    if not record_path.is_file():
+        return
+    stored = json.loads(record_path.read_text()).get("probe", {})
+    differ = sorted(k for k in settings if k != "device" and k in stored and stored[k] != settings[k])
+    if differ:
+        shown = ", ".join(f"{k} {stored[k]} vs {settings[k]}" for k in differ)
+        raise InputError(f"{out_dir / 'scores.csv'} already holds linear scores of these weights on this task made "
+                         f"with other probe settings ({shown}; {record_path.name}); use another --out, or delete "
+                         "those rows and the run record to replace them")
 
 
 def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, seeds=DEFAULT_SEEDS,
@@ -94,8 +115,11 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
     done = done_keys(out_dir)
     rounds = task.rounds()
     record_path = run_file(out_dir, label, task.name, weights_sha, task_id)
-    results = []
     jobs = [(s, r) for s in seeds for r in rounds]
+    reused = [(s, r) for s, r in jobs if row_key(label, weights_sha, task.name, task_id, PROTOCOL, s, r.name) in done]
+    if reused:
+        check_same_probe(record_path, probe_settings(params), out_dir)
+    results = []
     t0 = time.time()
     for seed, rnd in tqdm(jobs, desc=f"probe {task.name}", unit="run", disable=not progress):
         if row_key(label, weights_sha, task.name, task_id, PROTOCOL, seed, rnd.name) in done:
@@ -126,7 +150,7 @@ def evaluate_linear(task: TaskData, weights: str | Path, out_dir: str | Path, se
                  "splits": {r.name: {"train": len(r.train), "valid": len(r.valid or []), "test": len(r.test)}
                             for r in rounds}},
         "crop": asdict(crop), "cache": str(emb.folder),
-        "probe": {**LinearProbe(**params).get_params(), "seed": list(map(int, seeds))},
+        "probe": {**probe_settings(params), "seed": list(map(int, seeds))},
         **({"table_note": note} if note else {}),
         "device": str(dev), "precision": precision if autocast else None, "batch_size": batch_size,
         "num_workers": num_workers,

@@ -189,3 +189,20 @@ def test_concurrent_appends_keep_every_row(tmp_path):
     scores = read_scores(tmp_path)
     assert len(scores) == workers * per_worker
     assert set(zip(scores.weights, scores.seed)) == {(f"w{w}", i) for w in range(workers) for i in range(per_worker)}
+
+
+def test_rows_made_with_other_probe_settings_are_not_reused(tmp_path):
+    """A second run into one --out with another probe setting (here fewer epochs) would find every row 'done' and
+    print the first run's numbers as its own; it stops with one line naming the differing setting instead."""
+    weights = write(tiny_encoder_state(TINY_NAME, seed=0), tmp_path / "run_a", TINY_NAME, "weights_enconly.pth")
+    task = d.make_csv_task(tmp_path / "task")
+    base = ["linear", "--task", f"csv:{task}", "--weights", str(weights), "--out", str(tmp_path / "out"),
+            "--seed", "42", "--workers", "0"]
+    first = CliRunner().invoke(main, [*base, "--max-epochs", "3"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, [*base, "--max-epochs", "3"])   # the same settings: reused, no error
+    assert again.exit_code == 0, again.output
+    other = CliRunner().invoke(main, [*base, "--max-epochs", "5"])
+    assert other.exit_code == 1, other.output
+    errors = [line for line in other.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "max_epochs 3 vs 5" in errors[0], other.output
