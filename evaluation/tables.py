@@ -149,6 +149,9 @@ def comparison(summary: pd.DataFrame, reference: pd.DataFrame, protocol: str,
     """(display table of strings, numeric long table) for one protocol."""
     ours = summary[summary.protocol == protocol]
     tasks = ordered_tasks(ours.task)
+    # an average needs one column per task: a task shown under two identities ('us8k [ab12cd]', 'us8k [ef34..]')
+    # would be counted twice, so no row gets an average then
+    averaged = len(tasks) > 1 and len({base_task(t) for t in tasks}) == len(tasks)
     records, numeric = [], []
     for w, g in ours.groupby("weights", sort=False):
         by_task = {r.task: r for r in g.itertuples()}
@@ -159,7 +162,7 @@ def comparison(summary: pd.DataFrame, reference: pd.DataFrame, protocol: str,
             if r is not None:
                 numeric.append({"model": w, "kind": "ours", "task": t, "metric": r.metric, "mean": r.mean,
                                 "ci95": r.ci95, "n_seeds": r.n_seeds, "n_folds": r.n_folds, "source": "measured"})
-        if all(t in by_task for t in tasks) and len(tasks) > 1:
+        if averaged and all(t in by_task for t in tasks):
             row["average"] = f"{sum(by_task[t].mean for t in tasks) / len(tasks):.1f}"
         records.append(row)
     for label, hit in paper_rows(reference, protocol, paper_models):
@@ -171,7 +174,7 @@ def comparison(summary: pd.DataFrame, reference: pd.DataFrame, protocol: str,
             if r is not None:
                 numeric.append({"model": label, "kind": "paper", "task": t, "metric": r.metric, "mean": r.score,
                                 "ci95": r.ci95, "n_seeds": "", "n_folds": "", "source": f"{r.source}, {r.table}"})
-        if all(base_task(t) in by_task for t in tasks) and len(tasks) > 1:
+        if averaged and all(base_task(t) in by_task for t in tasks):
             row["average"] = f"{sum(by_task[base_task(t)].score for t in tasks) / len(tasks):.1f}"
         records.append(row)
     columns = ["model"] + tasks + (["average"] if any("average" in r for r in records) else [])

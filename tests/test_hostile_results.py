@@ -206,3 +206,16 @@ def test_rows_made_with_other_probe_settings_are_not_reused(tmp_path):
     assert other.exit_code == 1, other.output
     errors = [line for line in other.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "max_epochs 3 vs 5" in errors[0], other.output
+
+
+def test_no_average_counts_a_task_twice(tmp_path):
+    """A task shown under two identities ('us8k [..]' twice) would enter an average twice, also the paper's: with
+    such columns no row gets an average; with one identity per task the average is the mean over tasks."""
+    append_scores(tmp_path, rows("ckpt/weights", "aa" * 32, task_id="11" * 32, scores=(0.2, 0.2, 0.2)))
+    append_scores(tmp_path, rows("ckpt/weights", "aa" * 32, task="vc1", task_id="ee" * 32, scores=(0.6, 0.6, 0.6)))
+    table, _ = comparison(summarize(read_scores(tmp_path)), load_reference(), "linear")
+    assert table.set_index("model").loc["ckpt/weights (ours)", "average"] == "40.0"
+    append_scores(tmp_path, rows("ckpt/weights", "aa" * 32, task_id="ff" * 32, scores=(0.9, 0.9, 0.9)))
+    table, _ = comparison(summarize(read_scores(tmp_path)), load_reference(), "linear")
+    assert sum(c.startswith("us8k [") for c in table.columns) == 2
+    assert "average" not in table.columns
