@@ -301,3 +301,21 @@ def test_no_audio_appears_twice_in_a_task(tiny):
             digest = hashlib.sha256(audio.tobytes()).hexdigest()
             assert digest not in seen, f"{task}: {row['file_name']} has the same audio as {seen[digest]}"
             seen[digest] = row["file_name"]
+
+
+def test_one_build_has_one_task_id_everywhere(tiny, tmp_path):
+    """Two builds of the same plan (another machine, another folder, another time) give each task the same
+    identity, so scores made elsewhere (e.g. the committed results) are recognised as the same task; editing a
+    clip gives a new one."""
+    from evaluation.tasks import load_task
+
+    out, _ = tiny
+    again = tmp_path / "again"
+    build(again, scale="tiny", jobs=2, progress=False, tasks=BUILDABLE[:2])
+    for task in BUILDABLE[:2]:
+        a, b = (load_task(f"csv:{root / task / 'meta.csv'}") for root in (out, again))
+        assert a.fingerprint() == b.fingerprint(), task
+    clip = next((again / BUILDABLE[0]).rglob("*.wav"))
+    os.utime(clip)   # touched: its data may have changed
+    assert load_task(f"csv:{again / BUILDABLE[0] / 'meta.csv'}").fingerprint() != \
+        load_task(f"csv:{out / BUILDABLE[0] / 'meta.csv'}").fingerprint()

@@ -179,8 +179,21 @@ def _write_metadata(plan: TaskPlan, folder: Path, extra: dict) -> list[str]:
     return changed
 
 
+# Every clip's modification time: a task's identity (TaskData.fingerprint) covers each file's size and mtime, and
+# the content of .done.json (each clip's SHA-256), so one build gives the same task id on every machine.
+CLIP_MTIME = 1767225600  # 2026-01-01 00:00 UTC
+
+
+def _stamp(plan: TaskPlan, folder: Path) -> None:
+    for clip in plan.clips:
+        path = folder / clip.file
+        if path.stat().st_mtime != CLIP_MTIME:
+            os.utime(path, (CLIP_MTIME, CLIP_MTIME))
+
+
 def _finish(plan: TaskPlan, folder: Path, digest: str, extra: dict) -> None:
     _write_metadata(plan, folder, extra)
+    _stamp(plan, folder)
     files = {c.file: _sha256(folder / c.file) for c in sorted(plan.clips, key=lambda c: c.file)}
     _write_text(folder / DONE, json.dumps({"plan": digest, "files": files}, indent=1) + "\n")
 
@@ -234,6 +247,7 @@ def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list
         if _prepare_folder(folder, digests[name]):
             try:
                 _write_metadata(plan, folder, extra_info(name))
+                _stamp(plan, folder)
             except OSError as err:  # e.g. a read-only copy of a cache built elsewhere: usable, with its old metadata
                 warnings.warn(f"{folder}: could not update its metadata files ({err.strerror or err}); the task "
                               "keeps the ones it was built with", RuntimeWarning, stacklevel=2)

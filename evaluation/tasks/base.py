@@ -115,7 +115,11 @@ class TaskData:
         It covers the protocol facts (name, metric, multi-label, unit_sec, folds, classes), the content of each
         metadata file in ``meta_files``, and for every clip its path relative to :meth:`root`, labels, split, and
         the audio file's size and modification time (ns). Two tasks with the same name and relative paths but
-        other audio, labels or splits therefore differ; the same files read from another location do not.
+        other audio, labels or splits therefore differ; the same files read from another location do not, as long
+        as their modification times were kept (``cp -r`` without ``-p``, or extracting an archive again, gives
+        a new id: the task is evaluated afresh). ``task.json``'s protocol settings are left out
+        (:data:`PROTOCOL_SETTINGS`). The mini benchmark stamps a fixed modification time on its clips and lists
+        their SHA-256 in ``.done.json``, so one build has one id on every machine.
         """
         if self._fingerprint is None:
             from m2d_hear.fileio import sha256_file
@@ -126,7 +130,7 @@ class TaskData:
                                  "unit_sec": float(self.unit_sec), "folds": self.folds, "classes": self.classes},
                                 sort_keys=True).encode())
             for meta in sorted(Path(m) for m in self.meta_files):
-                h.update(f"\nmeta\t{_relative(meta, root)}\t{sha256_file(meta)}".encode())
+                h.update(f"\nmeta\t{_relative(meta, root)}\t{_meta_digest(meta, sha256_file)}".encode())
             for clip in self.clips:
                 try:
                     st = clip.path.stat()
@@ -143,6 +147,24 @@ class TaskData:
         kind = "multi-label" if self.multilabel else "single-label"
         return (f"{self.name}: {len(self.clips)} clips ({', '.join(parts)}), {self.num_classes} classes, "
                 f"{kind}, {self.metric}, {self.unit_sec:g} s")
+
+
+# task.json keys that say how to evaluate a task (the protocol settings, checked on their own), not what it is
+PROTOCOL_SETTINGS = ("probe", "finetune", "table_notes")
+
+
+def _meta_digest(path: Path, sha256_file) -> str:
+    """SHA-256 of a metadata file; of a ``task.json``, without its protocol settings, so that rewording a table
+    note or changing a recipe does not make the same data a new task."""
+    if path.name == "task.json":
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict):
+            kept = {k: v for k, v in data.items() if k not in PROTOCOL_SETTINGS}
+            return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+    return sha256_file(path)
 
 
 def _relative(path: Path, root: Path | None) -> str:

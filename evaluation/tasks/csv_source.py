@@ -95,4 +95,5 @@ def read(path: Path, skip_missing: bool = False, allow_duplicates: bool = False)
         protocol[key] = value
     return TaskData(name, clips, classes, multilabel=multilabel, metric=metric, unit_sec=unit_sec, folds=folds,
                     source=str(path), missing=missing, **protocol,
-                    meta_files=[path] + ([path.parent / "task.json"] if (path.parent / "task.json").is_file() else []))
+                    meta_files=[path] + [m for m in (path.parent / "task.json", path.parent / ".done.json")
+                                         if m.is_file()])   # .done.json: the mini benchmark's file hashes
