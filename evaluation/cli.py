@@ -1,8 +1,6 @@
 """``m2d-eval``: every evaluation command. Each sub-command lives in its own module and is imported lazily."""
 from __future__ import annotations
 
-import importlib
-
 import click
 
 from m2d_hear.cli_vocabulary import CommandGroup
@@ -23,25 +21,7 @@ COMMANDS = {
 }
 
 
-class LazyGroup(CommandGroup):
-    """Sub-commands (``lazy_commands``: name -> ``"module:attribute"``) are imported only when used, so ``--help``
-    and light commands start fast; input errors end in one line (:class:`m2d_hear.cli_vocabulary.CommandGroup`)."""
-
-    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.lazy_commands = dict(lazy_commands or {})
-
-    def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
-
-    def get_command(self, ctx, name):
-        if name in self.lazy_commands:
-            module, attr = self.lazy_commands[name].split(":")
-            return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, name)
-
-
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS)
+@click.group(cls=CommandGroup, lazy_commands=COMMANDS)
 @click.version_option(package_name="m2d-hear")
 def main():
     """Evaluate M2D representations (EVAR linear probe and fine-tuning, HEAR tasks, result tables)."""

@@ -33,7 +33,23 @@ _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 class CommandGroup(click.Group):
     """A click group whose commands end an input error (:class:`m2d_hear.errors.InputError`, a missing file, an
     unwritable or full output folder) in one line naming the file and the fix; any other exception is a bug and
-    keeps its traceback."""
+    keeps its traceback. Sub-commands given as ``lazy_commands`` (name -> ``"module:attribute"``) are imported
+    only when used, so ``--help`` and light commands start fast."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy_commands:
+            import importlib
+
+            module, attr = self.lazy_commands[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:

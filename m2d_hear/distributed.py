@@ -58,6 +58,10 @@ def resolve_device(device: str | torch.device | None = "auto", option: str = "--
             raise InputError(f"{option} {device}: no CUDA device is visible to PyTorch; use {option} cpu")
         if dev.index is None:
             dev = torch.device("cuda", local_rank())
+        elif launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1:
+            # every process would take GPU N; under torchrun each process has its own (LOCAL_RANK)
+            raise InputError(f"{option} {device}: under torchrun each process uses its own GPU; give {option} "
+                             "cuda (or auto), and choose the GPUs with CUDA_VISIBLE_DEVICES")
     return dev
 
 

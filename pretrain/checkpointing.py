@@ -28,7 +28,8 @@ from m2d_hear.errors import InputError
 from m2d_hear.fileio import torch_save
 
 LAST = "checkpoint-last.pth"
-FORMAT = "m2d-hear-pretrain/1"
+FORMAT = "m2d-hear-pretrain/2"     # /2: args.batch_size is the global batch (it was per process in /1)
+FORMATS = ("m2d-hear-pretrain/1", FORMAT)
 _EPOCH_FILE = re.compile(r"^checkpoint-(\d+)\.pth$")
 
 
@@ -100,7 +101,7 @@ def load_training_state(path: Path) -> dict:
     """Read a full checkpoint written by this trainer (tensors, plain values and the args Namespace only); raises
     :class:`DamagedCheckpoint` for a file that cannot be read, :class:`ResumeError` for another program's file."""
     state = _read(path)
-    if state.get("format") != FORMAT:
+    if state.get("format") not in FORMATS:
         raise ResumeError(f"{path}: not a checkpoint of 'm2d-pretrain train' (no resume state); "
                           "start a new run in another --out folder")
     return state

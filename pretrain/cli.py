@@ -6,14 +6,17 @@ import click
 
 from m2d_hear.cli_vocabulary import CommandGroup
 
-from .export import export
-from .init_weights import init
-from .plot_log import plot
-from .prepare import prepare
-from .train import train
+# name -> "module:click command", imported when used
+COMMANDS = {
+    "init": "pretrain.init_weights:init",
+    "plot": "pretrain.plot_log:plot",
+    "prepare": "pretrain.prepare:prepare",
+    "train": "pretrain.train:train",
+    "export": "pretrain.export:export",
+}
 
 
-@click.group(cls=CommandGroup, commands=[init, plot, prepare, train, export])
+@click.group(cls=CommandGroup, lazy_commands=COMMANDS)
 @click.version_option(package_name="m2d-hear")
 def main():
     """Pre-train Masked Modeling Duo (M2D) on audio files."""

@@ -33,7 +33,7 @@ from m2d_hear import distributed as D
 from m2d_hear.errors import InputError
 from m2d_hear.fileio import write_text
 
-from .checkpointing import (LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint,
+from .checkpointing import (FORMAT, LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint,
     set_rng_state)
 from .data import BatchOrder, DataError, LogMelCrops, inflate, list_digest, mask_noise, norm_stats, read_file_list
 from .model import build_pretrain_model
@@ -174,6 +174,12 @@ class Trainer:
             self._check_damaged(run_dir, point)
             state = point.state
             saved = state.get("args")
+            if state.get("format") != FORMAT and "batch_size" in self.defaulted and self.env.world > 1:
+                # written when --batch-size meant the batch of each process: taken as it is, it would divide the
+                # global batch (and the learning rate) by the number of processes
+                raise TrainingError(f"{point.path} was written when --batch-size meant the batch of each process "
+                                    f"({getattr(saved, 'batch_size', '?')}); resume with --batch-size set to the "
+                                    f"global batch, that value times the number of processes of that run")
             for name in self.defaulted:
                 if hasattr(saved, name):
                     setattr(a, name, getattr(saved, name))

@@ -23,7 +23,7 @@ EPOCHS=40
 m2d-eval mini pool --out "$CACHE" --pool-clips 3000 --pool-sec 4.0 --seed 0
 m2d-pretrain prepare "$CACHE/pool" "$RUN/lms" --min-seconds 2.08
 RESUME=()
-[ -d "$RUN/$NAME" ] && RESUME=(--resume)
+compgen -G "$RUN/$NAME/checkpoint-*.pth" > /dev/null && RESUME=(--resume)   # a run that saved a checkpoint
 m2d-pretrain train --data "$RUN/lms" --out "$RUN" --name "$NAME" --model m2d_vit_tiny --input-size 80x208 \
   --patch-size 16x16 --mask-ratio 0.7 --decoder-dim 192 --decoder-depth 4 --decoder-heads 3 \
   --epochs "$EPOCHS" --warmup-epochs 3 --batch-size 32 --blr 1.5e-3 --ema-decay-init 0.996 --ema-decay 0.9992 \
