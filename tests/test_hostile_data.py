@@ -160,6 +160,20 @@ def test_vc1_line_listed_twice_is_not_counted_twice(tmp_path):
     assert len(load_task("vc1", data_root=tmp_path, allow_duplicates=True).clips) == len(lines) + 1
 
 
+def test_gtzan_file_listed_twice_in_one_list_is_a_duplicate_not_a_split_conflict(tmp_path):
+    """A repeat within one split list goes to the duplicate check (which honours --allow-duplicates); only a file in
+    two different lists is the inconsistent-lists error."""
+    root = d.make_gtzan(tmp_path)
+    train = root / "train_filtered.txt"
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join(lines + [lines[0]]) + "\n")
+    with pytest.raises(DatasetError, match=r"gtzan: 1 file\(s\) listed more than once .*train_filtered.txt:1 and "
+                                           rf"train_filtered.txt:{len(lines) + 1}\).*--allow-duplicates") as err:
+        load_task("gtzan", data_root=tmp_path)
+    assert "also listed in" not in str(err.value)
+    assert len(load_task("gtzan", data_root=tmp_path, allow_duplicates=True).clips) == 12 + 1
+
+
 def test_tasks_survey_shows_duplicates_unless_allowed(tmp_path):
     split = d.make_vc1(tmp_path) / "iden_split.txt"
     split.write_text(split.read_text() + split.read_text().splitlines()[0] + "\n")
