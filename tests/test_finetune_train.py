@@ -273,3 +273,19 @@ def test_cli_defaults_to_the_tasks_own_seeds_rounds_and_workers(tmp_path, monkey
     given = runner.invoke(main, base + ["--seed", "43", "--fold", "fold3", "--workers", "2"])
     assert given.exit_code == 0, given.output
     assert calls == [((7, 8), ["fold1", "fold2"], 0), ((43,), ["fold3"], 2)]
+
+
+def test_outputs_are_written_by_fileio_itself_not_thin_wrappers():
+    """One way to write a file: m2d_hear.fileio's functions, called directly (a local ``write_json(obj, path)`` had
+    the reverse argument order of ``fileio.write_json(path, obj)``)."""
+    import evaluation.embeddings as E
+    import evaluation.finetune.runner as R
+    import evaluation.finetune.trainer as T
+    import evaluation.hear.embed as H
+    import evaluation.mini.build as B
+    from m2d_hear import fileio
+
+    wrappers = [(T, "write_json"), (E, "atomic_npy"), (E, "atomic_json"), (H, "_save_npy"), (H, "_save_json"),
+                (B, "_write_text"), (B, "_sha256")]
+    assert [f"{m.__name__}.{n}" for m, n in wrappers if hasattr(m, n)] == []
+    assert R.write_json is fileio.write_json

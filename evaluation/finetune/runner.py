@@ -16,10 +16,10 @@ import numpy as np
 from evaluation.scores import ScoreRow, append_scores, weights_label
 from evaluation.tasks.base import TaskData
 from m2d_hear import distributed as D
-from m2d_hear.fileio import sha256_file
+from m2d_hear.fileio import sha256_file, write_json
 
 from .recipes import Recipe, task_recipe
-from .trainer import FinetuneError, RoundResult, TrainOptions, train_round, write_json
+from .trainer import FinetuneError, RoundResult, TrainOptions, train_round
 
 DEFAULT_SEEDS = (43, 44, 45)
 PROTOCOL = "finetune"
@@ -139,7 +139,7 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
                               task_id=task_id, weights_sha256=sha256_file(weights))
     if info.is_main:
         summary_path = recipe_dir(out_dir, task_data.name, weights, recipe, opts.no_valid, task_id)
-        write_json(summary.to_dict(), summary_path / "summary.json")
+        write_json(summary_path / "summary.json", summary.to_dict(), indent=1)
         if scores_dir is not None:
             run_file = summary_path / "summary.json"
             try:
