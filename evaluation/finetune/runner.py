@@ -151,13 +151,13 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
 
 
 def task_defaults(task_data: TaskData, seeds=None, rounds: list[str] | None = None,
-                  num_workers: int | None = None) -> tuple[tuple[int, ...], list[str] | None, int | None]:
+                  num_workers: int | None = None) -> tuple:
     """``(seeds, rounds, num_workers)`` with what is not given (empty / None) taken from the task's own settings
     (``task_data.finetune``: ``seeds``; ``max_rounds`` = only the first rounds; ``num_workers``; the mini
     benchmark's task.json sets them), else :data:`DEFAULT_SEEDS`, every round and None (the caller's default).
     ``m2d-eval finetune`` and :func:`evaluate_finetune` (``m2d-eval all``) both default through this."""
     own = task_data.finetune
-    seeds = tuple(int(s) for s in (seeds or own.get("seeds") or DEFAULT_SEEDS))
+    seeds = seeds or own.get("seeds") or DEFAULT_SEEDS
     if not rounds and own.get("max_rounds"):
         rounds = [r.name for r in task_data.rounds()[:int(own["max_rounds"])]]
     if num_workers is None and own.get("num_workers") is not None:
