@@ -97,14 +97,6 @@ def cache_dir_for(cache_root: str | Path, meta: dict) -> Path:
     return Path(cache_root) / f"{meta['task']}-t{meta['task_id'][:8]}-w{meta['weights_sha256'][:8]}-{key}"
 
 
-def atomic_npy(array: np.ndarray, path: Path) -> None:
-    save_npy(path, array)
-
-
-def atomic_json(obj, path: Path) -> None:
-    write_text(path, json.dumps(obj, indent=1, default=str))
-
-
 class CroppedClips(Dataset):
     """Decodes, resamples and crops entries in DataLoader workers; errors come back as messages, not crashes."""
 
@@ -176,7 +168,7 @@ def extract(model, task: TaskData, weights: str | Path, cache_root: str | Path, 
     world_size = d_world if world_size is None else world_size
     folder.mkdir(parents=True, exist_ok=True)
     if rank == 0 and not (folder / "meta.json").is_file():
-        atomic_json(meta, folder / "meta.json")
+        write_text(folder / "meta.json", json.dumps(meta, indent=1, default=str))
     entries = entries_for(task)
     n_shards = max(1, -(-len(entries) // shard_size))
     shard_path = [folder / "shards" / f"shard-{s:05d}.npy" for s in range(n_shards)]
@@ -192,7 +184,7 @@ def extract(model, task: TaskData, weights: str | Path, cache_root: str | Path, 
             raise RuntimeError(f"{len(absent)} embedding shards missing in {folder} (first {absent[0].name}); "
                                "run every rank to completion, then rerun to merge")
         rows, dim = merge_shards(shard_path, merged)
-        atomic_json({"rows": rows, "dim": dim}, folder / "done.json")
+        write_text(folder / "done.json", json.dumps({"rows": rows, "dim": dim}, indent=1, default=str))
     if world_size > 1:
         barrier()
     if not merged.is_file():   # ranks without a process group: rank 0 merges when it finishes
@@ -244,5 +236,5 @@ def _extract_shards(model, task, entries, shards, shard_path, shard_size, crop, 
                 expected = min((s + 1) * shard_size, len(entries)) - s * shard_size
                 if len(pending[s]) == expected:
                     rows = pending.pop(s)
-                    atomic_npy(np.stack([rows[r] for r in sorted(rows)]).astype(np.float32), shard_path[s])
+                    save_npy(shard_path[s], np.stack([rows[r] for r in sorted(rows)]).astype(np.float32))
             bar.update(len(batch))

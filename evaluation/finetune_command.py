@@ -13,6 +13,7 @@ from evaluation.cli_options import task_source_options
 from m2d_hear.cli_vocabulary import device_option, precision_option, seeds_option, workers_option
 
 DEFAULT_OUT = Path("results") / "m2d-eval"
+DEFAULT_WORKERS = 4
 
 
 def _recipe_names():
@@ -29,7 +30,9 @@ def _recipe_names():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="results folder: scores.csv, and runs under OUT/finetune/")
 @seeds_option(help="seed, one run each", default_help="the task's own, else 43, 44, 45")
-@click.option("--fold", "folds", multiple=True, help="only these rounds (e.g. fold1; repeatable) [default: all]")
+@click.option("--fold", "folds", multiple=True,
+              help="only these rounds (e.g. fold1; repeatable) [default: the task's own (its first max_rounds), "
+                   "else all]")
 @click.option("--recipe", "recipe_name", default=None,
               help="recipe to start from [default: the task's own (its task.json's, else the recipe of its "
                    "name); 'default' = EVAR config defaults]")
@@ -54,7 +57,8 @@ def _recipe_names():
               help="selection without a validation split: best test epoch (papers' rule) or a 10% train carve-out")
 @click.option("--resume", is_flag=True, help="continue killed runs (and reuse finished ones) under OUT")
 @device_option()
-@workers_option(4, "audio decoding worker processes per loader (0: decode in this process)")
+@workers_option(None, "audio decoding worker processes per loader (0: decode in this process) "
+                      "[default: the task's own, else 4]")
 @precision_option("auto = bf16 autocast on a CUDA GPU, fp32 on the CPU (the papers trained in fp32)")
 @click.option("--eval-batch-size", type=click.IntRange(1), default=None,
               help="clips per forward pass in each process when scoring the validation and test splits "
@@ -67,7 +71,8 @@ def finetune(task_name, weights, config_name, trust_checkpoint, task_path, data_
     """Fine-tune WEIGHTS on TASK (EVAR protocol, the papers' per-task recipe); appends to OUT/scores.csv."""
     from m2d_hear.distributed import init_distributed
 
-    from evaluation.finetune import DEFAULT_SEEDS, RECIPES, TrainOptions, run_finetune, task_recipe
+    from evaluation.finetune import RECIPES, TrainOptions, run_finetune, task_recipe
+    from evaluation.finetune.runner import task_defaults
     from evaluation.tasks import load_task
 
     if not weights.is_file():
@@ -81,7 +86,9 @@ def finetune(task_name, weights, config_name, trust_checkpoint, task_path, data_
                              batch_size=batch_size, mixup=mixup, freq_mask=freq_mask, time_mask=time_mask,
                              rrc=rrc, token_mask=token_mask, token_mask_variant=token_mask_variant,
                              dur_frames=dur_frames, freeze_embed=freeze_embed)
-    opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device, num_workers=workers,
+    seeds, rounds, workers = task_defaults(task, seeds, list(folds), workers)
+    opts = TrainOptions(no_valid=no_valid, device=None if device == "auto" else device,
+                        num_workers=DEFAULT_WORKERS if workers is None else workers,
                         precision=precision, eval_batch_size=eval_batch_size, config=config_name,
                         progress=progress, trust_checkpoint=trust_checkpoint)
     info = init_distributed(opts.device)
@@ -89,8 +96,8 @@ def finetune(task_name, weights, config_name, trust_checkpoint, task_path, data_
         click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
                                      if task.missing else ""))
         click.echo(recipe.describe())
-    summary = run_finetune(task, weights, out / "finetune", recipe=recipe, seeds=seeds or DEFAULT_SEEDS,
-                           opts=opts, resume=resume, scores_dir=out, rounds=list(folds) or None, info=info)
+    summary = run_finetune(task, weights, out / "finetune", recipe=recipe, seeds=seeds, opts=opts,
+                           resume=resume, scores_dir=out, rounds=rounds, info=info)
     if info.is_main:
         click.echo(summary.line())
         from evaluation.finetune.runner import task_dir

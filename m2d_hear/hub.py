@@ -5,10 +5,13 @@ name (or ``NAME/FILE``, e.g. ``m2d_vit_base-80x608p16x16-221006-mr7/checkpoint-3
 
 - the release zip is downloaded once, on first use, with ``torch.hub.download_url_to_file`` (progress bar on
   stderr; ``https_proxy`` is honoured) into ``$M2D_HOME/checkpoints`` (default ``~/.cache/m2d-hear/checkpoints``);
-  the download goes to a temporary ``.partial`` name and only a complete, valid zip is ever unzipped, so a broken
-  download leaves nothing behind and the next call starts again from scratch;
+  the download goes to a temporary ``.partial`` name, then to ``checkpoints/.<name>.download.zip`` (a name of our
+  own, so a download that finished but was killed before its unzip is known as ours, unzipped on next use and
+  deleted), and only a complete, valid zip is ever unzipped, so a broken download leaves nothing behind and the
+  next call starts again from scratch;
 - it is unzipped to ``checkpoints/<name>/`` (the folder name carries the configuration, see :mod:`m2d_hear.config`)
-  and the zip is deleted; the SHA-256 of every weight file is recorded in ``checkpoints/<name>/sha256.json``;
+  and the downloaded zip is deleted (a zip saved by hand is kept); the SHA-256 of every weight file is recorded in
+  ``checkpoints/<name>/sha256.json``;
 - later loads use that folder without the network and check the file against the recorded SHA-256.
 
 Offline or behind a firewall, download the zip another way and save it as ``checkpoints/<name>.zip`` (it is
@@ -17,7 +20,6 @@ unzipped on next use), or unzip it into ``checkpoints/``. Nothing here touches t
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import re
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import InputError
-from .fileio import locked, write_json
+from .fileio import locked, sha256_file, write_json
 
 ENV_HOME = "M2D_HOME"
 WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
@@ -42,7 +44,8 @@ class WeightsDownloadError(InputError):
 
 
 class ChecksumError(InputError):
-    """A cached weight file no longer matches the SHA-256 recorded when it was downloaded."""
+    """A cached weight file no longer matches the SHA-256 recorded when it was downloaded, or that record is
+    damaged."""
 
 
 class UnknownWeightsError(InputError):
@@ -123,8 +126,13 @@ def folder_of(name: str) -> Path:
 
 
 def manual_zip_path(name: str) -> Path:
-    """Where a zip downloaded by hand is picked up (and unzipped on next use)."""
+    """Where a zip downloaded by hand is picked up (and unzipped on next use; it is kept)."""
     return checkpoints_dir() / f"{name}.zip"
+
+
+def download_zip_path(name: str) -> Path:
+    """Where our own download of release ``name`` lies between a complete download and its unzip (then deleted)."""
+    return checkpoints_dir() / f".{name}.download.zip"
 
 
 # ----------------------------------------------------------------------------------------------- name lookups
@@ -225,7 +233,9 @@ def ensure_downloaded(name: str, progress: bool = True) -> Path:
         zip_path = manual_zip_path(name)
         by_hand = zip_path.is_file()
         if not by_hand:
-            _download(release, zip_path, progress)
+            zip_path = download_zip_path(name)
+            if not zip_path.is_file():  # else a complete download whose unzip was killed: unzip it now
+                _download(release, zip_path, progress)
         try:
             _unpack(release, zip_path, folder, by_hand)
         except WeightsDownloadError:
@@ -242,7 +252,8 @@ def _remove_partials(name: str) -> None:
     root = checkpoints_dir()
     if not root.is_dir():
         return
-    for leftover in list(root.glob(f"{name}.zip.*.partial")) + list(root.glob(f".{name}.unzip-*")):
+    for leftover in (list(root.glob(f"{name}.zip.*.partial")) + list(root.glob(f".{name}.download.zip.*.partial"))
+                     + list(root.glob(f".{name}.unzip-*"))):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
@@ -269,7 +280,8 @@ def _download(release: Release, zip_path: Path, progress: bool) -> None:
         zip_path.unlink(missing_ok=True)
         raise WeightsDownloadError(
             f"{release.name}: could not download {release.url} ({_one_line(err)}); download it another way and "
-            f"save it as {zip_path} (it is unzipped on next use), or unzip it into {zip_path.parent}/") from None
+            f"save it as {manual_zip_path(release.name)} (it is unzipped on next use), or unzip it into "
+            f"{zip_path.parent}/") from None
 
 
 def _safe_members(archive: zipfile.ZipFile, zip_path: Path) -> list[zipfile.ZipInfo]:
@@ -324,21 +336,13 @@ def _release_folder(staging: Path, name: str) -> Path | None:
 
 
 # -------------------------------------------------------------------------------------------------- checksums
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def record_checksums(folder: Path, release: Release | None, source: str) -> dict:
     record = {
         "name": release.name if release else folder.name,
         "url": release.url if release else None,
         "source": source,
         "recorded_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "files": {p.relative_to(folder).as_posix(): {"sha256": sha256_of(p), "bytes": p.stat().st_size}
+        "files": {p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                   for p in weight_files(folder)},
     }
     write_json(folder / CHECKSUM_FILE, record)
@@ -367,14 +371,14 @@ def verify(path: Path) -> None:
     record_path = folder / CHECKSUM_FILE
     name = path.relative_to(folder).as_posix()
     with locked(folder, timeout=-1):
-        record = json.loads(record_path.read_text()) if record_path.is_file() else None
+        record = _read_record(record_path, folder) if record_path.is_file() else None
         if record is None:
             record = record_checksums(folder, REGISTRY[folder.name], source="unzipped by hand; recorded on first use")
-        elif name not in record.get("files", {}):  # a file added later: record it, keep the others' records
-            record["files"][name] = {"sha256": sha256_of(path), "bytes": stat.st_size}
+        elif name not in record["files"]:  # a file added later: record it, keep the others' records
+            record["files"][name] = {"sha256": sha256_file(path), "bytes": stat.st_size}
             write_json(record_path, record)
     expected = record["files"][name]["sha256"]
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise ChecksumError(
             f"{path}: SHA-256 {actual[:16]}... differs from {expected[:16]}... recorded in {record_path} when it was "
@@ -382,9 +386,23 @@ def verify(path: Path) -> None:
     _VERIFIED[key] = actual
 
 
+def _read_record(record_path: Path, folder: Path) -> dict:
+    """The checksum record ``sha256.json``; a damaged one (not JSON, or without its ``files`` of SHA-256s) raises
+    :class:`ChecksumError` saying to delete the folder and download again."""
+    try:
+        record = json.loads(record_path.read_text())
+        files = record["files"]
+        if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
+                                                  for v in files.values()):
+            raise ValueError("'files' is not a table of SHA-256s")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ChecksumError(f"{record_path}: the checksum record is damaged ({_one_line(err)}); delete {folder} and "
+                            "run again to download it anew") from None
+    return record
+
+
 def _verify_if_cached(path: Path) -> None:
     try:
         verify(path)
-    except (OSError, json.JSONDecodeError, KeyError):
-        # an unreadable record is rewritten on the next download; the reader reports unreadable files
+    except OSError:  # an unreadable file: the reader reports it
         return

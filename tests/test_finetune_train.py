@@ -244,3 +244,48 @@ def test_carve_rule_is_the_linear_probes_carve_out():
         assert kept == [c for c in train if c not in valid]
     with pytest.raises(DatasetError, match="too few to carve"):
         carve_valid(train[:2], ["a"], False, 43, 0.1)
+
+
+def test_cli_defaults_to_the_tasks_own_seeds_rounds_and_workers(tmp_path, monkeypatch):
+    """``m2d-eval finetune`` takes the task's ``finetune`` settings (as ``evaluate_finetune`` does) where the
+    command line gives none, and the command line wins where it does."""
+    from tests.fixtures.datasets import make_csv_task
+
+    import evaluation.finetune as F
+    from evaluation.cli import main
+
+    meta = make_csv_task(tmp_path / "data", classes=("a", "b"), per_class=3, folds=3)
+    (meta.parent / "task.json").write_text(json.dumps(
+        {"finetune": {"seeds": [7, 8], "max_rounds": 2, "num_workers": 0}}))
+    weights = make_weights(tmp_path / "w")
+    calls = []
+
+    def fake_run(task, weights, out_dir, recipe=None, seeds=None, opts=None, rounds=None, **kw):
+        calls.append((tuple(seeds), rounds, opts.num_workers))
+        return F.FinetuneSummary(task.name, str(weights), task.metric, recipe, "best-test", {7: 0.5})
+
+    monkeypatch.setattr(F, "run_finetune", fake_run)
+    base = ["finetune", "--task", f"csv:{meta}", "--weights", str(weights), "--out", str(tmp_path / "out"),
+            "--no-progress"]
+    runner = CliRunner()
+    result = runner.invoke(main, base)
+    assert result.exit_code == 0, result.output
+    given = runner.invoke(main, base + ["--seed", "43", "--fold", "fold3", "--workers", "2"])
+    assert given.exit_code == 0, given.output
+    assert calls == [((7, 8), ["fold1", "fold2"], 0), ((43,), ["fold3"], 2)]
+
+
+def test_outputs_are_written_by_fileio_itself_not_thin_wrappers():
+    """One way to write a file: m2d_hear.fileio's functions, called directly (a local ``write_json(obj, path)`` had
+    the reverse argument order of ``fileio.write_json(path, obj)``)."""
+    import evaluation.embeddings as E
+    import evaluation.finetune.runner as R
+    import evaluation.finetune.trainer as T
+    import evaluation.hear.embed as H
+    import evaluation.mini.build as B
+    from m2d_hear import fileio
+
+    wrappers = [(T, "write_json"), (E, "atomic_npy"), (E, "atomic_json"), (H, "_save_npy"), (H, "_save_json"),
+                (B, "_write_text"), (B, "_sha256")]
+    assert [f"{m.__name__}.{n}" for m, n in wrappers if hasattr(m, n)] == []
+    assert R.write_json is fileio.write_json

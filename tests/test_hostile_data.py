@@ -97,6 +97,36 @@ def test_the_allow_duplicates_flag_reaches_the_reader(tmp_path):
         load_task(f"csv:{path}")
 
 
+@pytest.mark.parametrize("settings, key", [
+    ([1, 2], "JSON object"),
+    ({"probe": {"learning_rate": 1e-3}}, "probe.learning_rate"),
+    ({"finetune": {"seeds": ["a"]}}, "finetune.seeds"),
+    ({"finetune": {"seeds": 43}}, "finetune.seeds"),
+    ({"finetune": {"max_rounds": "two"}}, "finetune.max_rounds"),
+    ({"finetune": {"num_workers": 1.5}}, "finetune.num_workers"),
+    ({"finetune": {"recipe": {"name": "x", "learning_rate": 1}}}, "finetune.recipe.learning_rate"),
+    ({"finetune": {"recipe": [1]}}, "finetune.recipe"),
+])
+def test_a_bad_task_json_is_one_line_when_read(tmp_path, settings, key):
+    """Protocol settings of a task.json are checked when the task is read, not where they are used (a TypeError in
+    LinearProbe(**params), a ValueError in int(), an AttributeError in settings.update)."""
+    path = d.make_csv_task(tmp_path)
+    (path.parent / "task.json").write_text(json.dumps(settings))
+    with pytest.raises(DatasetError) as err:
+        load_task(f"csv:{path}")
+    message = str(err.value)
+    assert "task.json" in message and key in message and len(message.splitlines()) == 1, message
+
+
+def test_a_good_task_json_with_protocol_settings_is_read(tmp_path):
+    from evaluation.mini.suite import TASK_SETTINGS
+
+    path = d.make_csv_task(tmp_path)
+    (path.parent / "task.json").write_text(json.dumps(TASK_SETTINGS))
+    task = load_task(f"csv:{path}")
+    assert task.finetune["seeds"] == [43] and task.probe == TASK_SETTINGS["probe"]
+
+
 def test_a_header_without_rows_is_one_line(tmp_path):
     path = d.make_csv_task(tmp_path)
     path.write_text("\n".join(path.read_text().splitlines()[:2]) + "\n")
@@ -128,6 +158,20 @@ def test_vc1_line_listed_twice_is_not_counted_twice(tmp_path):
                                            r"00002.wav at iden_split.txt:2 and iden_split.txt:14\)"):
         load_task("vc1", data_root=tmp_path)
     assert len(load_task("vc1", data_root=tmp_path, allow_duplicates=True).clips) == len(lines) + 1
+
+
+def test_gtzan_file_listed_twice_in_one_list_is_a_duplicate_not_a_split_conflict(tmp_path):
+    """A repeat within one split list goes to the duplicate check (which honours --allow-duplicates); only a file in
+    two different lists is the inconsistent-lists error."""
+    root = d.make_gtzan(tmp_path)
+    train = root / "train_filtered.txt"
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join(lines + [lines[0]]) + "\n")
+    with pytest.raises(DatasetError, match=r"gtzan: 1 file\(s\) listed more than once .*train_filtered.txt:1 and "
+                                           rf"train_filtered.txt:{len(lines) + 1}\).*--allow-duplicates") as err:
+        load_task("gtzan", data_root=tmp_path)
+    assert "also listed in" not in str(err.value)
+    assert len(load_task("gtzan", data_root=tmp_path, allow_duplicates=True).clips) == 12 + 1
 
 
 def test_tasks_survey_shows_duplicates_unless_allowed(tmp_path):

@@ -16,7 +16,8 @@ import torch
 from click.testing import CliRunner
 
 import m2d_hear
-from m2d_hear import hub
+from m2d_hear import fileio, hub
+from m2d_hear.fileio import sha256_file
 from tests.fixtures import checkpoints as ck
 
 NAME = "m2d_vit_base-80x608p16x16-221006-mr7"
@@ -135,7 +136,7 @@ def test_first_use_downloads_unzips_and_loads(server, source, cache):
     assert torch.equal(_embed(model), _embed(m2d_hear.load_model(str(source))))
     assert server.requests == [f"/releases/download/v0.1.0/{NAME}.zip"]
     record = (cache / NAME / hub.CHECKSUM_FILE).read_text()
-    assert hub.sha256_of(path) in record and server.base in record
+    assert sha256_file(path) in record and server.base in record
     assert leftovers(cache) == [NAME, f"{NAME}.lock"]  # the zip and every temporary file are gone
 
 
@@ -209,12 +210,60 @@ def test_tampered_file_fails_its_checksum(server, cache):
         m2d_hear.load_model(str(path))
 
 
+@pytest.mark.parametrize("record", ["{not json", '{"name": "x"}', '{"files": ["checkpoint-300.pth"]}', "[]"])
+def test_damaged_checksum_record_is_one_line_on_both_paths(server, cache, record):
+    path = hub.resolve_weights(NAME)
+    (cache / NAME / hub.CHECKSUM_FILE).write_text(record)
+    hub._VERIFIED.clear()
+    for weights in (NAME, str(path)):  # weight_file() and resolve_weights() of a cached path
+        with pytest.raises(hub.ChecksumError) as err:
+            hub.resolve_weights(weights)
+        message = str(err.value)
+        assert "\n" not in message and hub.CHECKSUM_FILE in message and f"delete {cache / NAME}" in message
+        assert isinstance(err.value, m2d_hear.errors.InputError)
+
+
+def test_download_killed_before_its_unzip_is_unzipped_and_deleted(server, source, cache, monkeypatch):
+    """A finished download whose unzip was killed is ours: the next use unzips it without downloading again and
+    deletes it; a zip saved by hand is kept."""
+    unpack = hub._unpack
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hub, "_unpack", killed)
+    with pytest.raises(KeyboardInterrupt):
+        hub.resolve_weights(NAME)
+    monkeypatch.setattr(hub, "_unpack", unpack)
+    assert hub.resolve_weights(NAME) == cache / NAME / FILE
+    assert len(server.requests) == 1  # not downloaded again
+    assert leftovers(cache) == [NAME, f"{NAME}.lock"]
+    # a zip saved by hand stays where it was put
+    other = "m2d_vit_base-80x608p16x16-221006-mr7_enconly"
+    (cache / f"{other}.zip").write_bytes(release_zip(source, other))
+    hub.resolve_weights(other)
+    assert (cache / f"{other}.zip").is_file() and (cache / other).is_dir()
+
+
+def test_a_cached_release_is_hashed_once_per_process(server, cache, monkeypatch):
+    """hub hashes with fileio.sha256_file (memoised), so later users of the weights' SHA-256 read nothing again."""
+    path = hub.resolve_weights(NAME)
+    monkeypatch.setattr(fileio, "_SHA256", {})
+    hub._VERIFIED.clear()
+    hashed = []
+    real = fileio.hashlib.sha256
+    monkeypatch.setattr(fileio.hashlib, "sha256", lambda *a: hashed.append(1) or real(*a))
+    hub.resolve_weights(NAME)          # verified: hashed once
+    sha256_file(path)                  # e.g. the result key of the weights: memoised
+    assert len(hashed) == 1 and not hasattr(hub, "sha256_of")
+
+
 def test_folder_unzipped_by_hand_is_recorded_on_first_use(source, cache):
     folder = cache / NAME
     folder.mkdir(parents=True)
     (folder / FILE).write_bytes(source.read_bytes())
     assert hub.resolve_weights(NAME) == folder / FILE  # no server: nothing is downloaded
-    assert hub.sha256_of(folder / FILE) in (folder / hub.CHECKSUM_FILE).read_text()
+    assert sha256_file(folder / FILE) in (folder / hub.CHECKSUM_FILE).read_text()
 
 
 def test_concurrent_first_uses_download_once(server, cache):

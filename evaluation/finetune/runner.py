@@ -16,10 +16,10 @@ import numpy as np
 from evaluation.scores import ScoreRow, append_scores, weights_label
 from evaluation.tasks.base import TaskData
 from m2d_hear import distributed as D
-from m2d_hear.fileio import sha256_file
+from m2d_hear.fileio import sha256_file, write_json
 
 from .recipes import Recipe, task_recipe
-from .trainer import FinetuneError, RoundResult, TrainOptions, train_round, write_json
+from .trainer import FinetuneError, RoundResult, TrainOptions, train_round
 
 DEFAULT_SEEDS = (43, 44, 45)
 PROTOCOL = "finetune"
@@ -139,7 +139,7 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
                               task_id=task_id, weights_sha256=sha256_file(weights))
     if info.is_main:
         summary_path = recipe_dir(out_dir, task_data.name, weights, recipe, opts.no_valid, task_id)
-        write_json(summary.to_dict(), summary_path / "summary.json")
+        write_json(summary_path / "summary.json", summary.to_dict(), indent=1)
         if scores_dir is not None:
             run_file = summary_path / "summary.json"
             try:
@@ -148,6 +148,21 @@ def run_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, 
                 pass
             append_scores(scores_dir, [ScoreRow(**row) for row in score_rows(summary, str(run_file))])
     return summary
+
+
+def task_defaults(task_data: TaskData, seeds=None, rounds: list[str] | None = None,
+                  num_workers: int | None = None) -> tuple:
+    """``(seeds, rounds, num_workers)`` with what is not given (empty / None) taken from the task's own settings
+    (``task_data.finetune``: ``seeds``; ``max_rounds`` = only the first rounds; ``num_workers``; the mini
+    benchmark's task.json sets them), else :data:`DEFAULT_SEEDS`, every round and None (the caller's default).
+    ``m2d-eval finetune`` and :func:`evaluate_finetune` (``m2d-eval all``) both default through this."""
+    own = task_data.finetune
+    seeds = seeds or own.get("seeds") or DEFAULT_SEEDS
+    if not rounds and own.get("max_rounds"):
+        rounds = [r.name for r in task_data.rounds()[:int(own["max_rounds"])]]
+    if num_workers is None and own.get("num_workers") is not None:
+        num_workers = int(own["num_workers"])
+    return seeds, (list(rounds) if rounds else None), num_workers
 
 
 def evaluate_finetune(task_data: TaskData, weights: str | Path, out_dir: str | Path, device: str | None = None,
@@ -159,12 +174,9 @@ def evaluate_finetune(task_data: TaskData, weights: str | Path, out_dir: str | P
 
     What is not given comes from the task's own settings (``task_data.finetune``: ``seeds``, ``max_rounds`` = only
     the first rounds, ``num_workers``; the mini benchmark's task.json sets them), else the defaults."""
-    own = task_data.finetune
-    seeds = seeds or own.get("seeds") or DEFAULT_SEEDS
-    if rounds is None and own.get("max_rounds"):
-        rounds = [r.name for r in task_data.rounds()[:int(own["max_rounds"])]]
-    if "num_workers" in own:
-        options.setdefault("num_workers", int(own["num_workers"]))
+    seeds, rounds, num_workers = task_defaults(task_data, seeds, rounds, options.get("num_workers"))
+    if num_workers is not None:
+        options["num_workers"] = num_workers
     opts = TrainOptions(device=device, **options)
     return run_finetune(task_data, weights, Path(out_dir) / "finetune", recipe=recipe, seeds=seeds, opts=opts,
                         resume=resume, scores_dir=out_dir, rounds=rounds)

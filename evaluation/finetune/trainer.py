@@ -322,10 +322,6 @@ def one_line(message: str) -> str:
     return last
 
 
-def write_json(obj, path: Path) -> None:
-    fileio.write_text(path, json.dumps(obj, indent=1))
-
-
 def write_history(history: list, path: Path) -> None:
     import pandas as pd
 
@@ -417,8 +413,9 @@ def _train_round(task, rnd, weights, recipe, run_dir, opts, resume, info, stop_a
         if info.is_main:
             if improved:
                 fileio.torch_save(model.evar_state(), best_path)
-                write_json({**best, "rule": trainer.rule, "split": select_split, "weights": str(best_path)},
-                           run_dir / "best.json")
+                fileio.write_json(run_dir / "best.json",
+                                  {**best, "rule": trainer.rule, "split": select_split, "weights": str(best_path)},
+                                  indent=1)
             write_history(history, run_dir / "history.csv")
             fileio.torch_save(trainer.training_state(epoch, best, history), last_path)
         D.barrier(info)
@@ -435,6 +432,6 @@ def _train_round(task, rnd, weights, recipe, run_dir, opts, resume, info, stop_a
                          float(best["score"]), recipe.epochs, recipe.name, recipe.source, str(run_dir),
                          len(trainer.splits["train"]), len(trainer.splits["test"]), history)
     if info.is_main:
-        write_json(result.to_dict(), run_dir / "result.json")
+        fileio.write_json(run_dir / "result.json", result.to_dict(), indent=1)
     D.barrier(info)
     return result

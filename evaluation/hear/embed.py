@@ -110,14 +110,6 @@ def event_labels_at(events: list[dict], timestamps: list[float], source: str) ->
 
 
 # -------------------------------------------------------------------------------------------------- writing
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    fileio.save_npy(path, array)
-
-
-def _save_json(path: Path, obj, indent: int | None = None) -> None:
-    fileio.write_text(path, json.dumps(obj, indent=indent))
-
-
 def write_split_memmap(out_task: Path, split: str, split_data: dict, metadata: dict, prng: random.Random) -> None:
     """Pool a split's per-clip files into the kit's memmap, label pickle and (event) filename-timestamps."""
     outdir = out_task / split
@@ -133,7 +125,7 @@ def write_split_memmap(out_task: Path, split: str, split_data: dict, metadata: d
         if dim is not None and shape[-1] != dim:
             raise HearTaskError(f"{f}: dimension {shape[-1]} differs from other clips ({dim}); re-embed the task")
         dim = shape[-1]
-    _save_json(out_task / f"{split}.embedding-dimensions.json", (rows, dim))
+    fileio.write_text(out_task / f"{split}.embedding-dimensions.json", json.dumps((rows, dim)))
     labels: list = []
     filename_timestamps: list = []
     with fileio.atomic_path(out_task / f"{split}.embeddings.npy") as tmp:
@@ -160,7 +152,7 @@ def write_split_memmap(out_task: Path, split: str, split_data: dict, metadata: d
         del memmap
     fileio.write_pickle(out_task / f"{split}.target-labels.pkl", labels)
     if event:
-        _save_json(out_task / f"{split}.filename-timestamps.json", filename_timestamps, indent=4)
+        fileio.write_text(out_task / f"{split}.filename-timestamps.json", json.dumps(filename_timestamps, indent=4))
 
 
 # ------------------------------------------------------------------------------------------------ embedding
@@ -229,15 +221,15 @@ def embed_task(model, task_dir: Path, out_task: Path, progress: bool = True) -> 
                 if event:
                     times = ts.tolist()
                     labels = event_labels_at(split_data[name], times, f"{split_path} ({name})")
-                    _save_json(Path(f"{base}.timestamps.json"), times)
-                    _save_json(Path(f"{base}.target-labels.json"), labels, indent=4)
+                    fileio.write_text(Path(f"{base}.timestamps.json"), json.dumps(times))
+                    fileio.write_text(Path(f"{base}.target-labels.json"), json.dumps(labels, indent=4))
                 else:
                     labels = split_data[name]
                     if metadata["prediction_type"] == "multiclass" and len(labels) != 1:
                         raise HearTaskError(f"{split_path}: {name} has {len(labels)} labels but the task is "
                                             "multiclass (exactly one label per clip)")
-                    _save_json(Path(f"{base}.target-labels.json"), labels)
-                _save_npy(Path(f"{base}.embedding.npy"), np.asarray(emb, dtype=np.float32))
+                    fileio.write_text(Path(f"{base}.target-labels.json"), json.dumps(labels))
+                fileio.save_npy(Path(f"{base}.embedding.npy"), np.asarray(emb, dtype=np.float32))
             bar.update(len(names))
         bar.close()
         write_split_memmap(out_task, split, split_data, metadata, prng)
@@ -314,7 +306,7 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
                 echo(f"{out_task}: partial output of another run; starting this task afresh")
                 shutil.rmtree(out_task)
         out_task.mkdir(parents=True, exist_ok=True)
-        _save_json(marker, task_signature)
+        fileio.write_text(marker, json.dumps(task_signature))
         start = time.time()
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)
@@ -322,8 +314,9 @@ def embed_tasks(weights: str | Path, tasks_dir: str | Path, out: str | Path, tas
         elapsed = time.time() - start
         gpu_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.startswith("cuda") else None
         name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
-        _save_json(out_task / "profile.embeddings.json",
-                   {"time_elapsed": elapsed, "gpu_max_mem": gpu_mem, "gpu_device_name": name}, indent=4)
+        fileio.write_text(out_task / "profile.embeddings.json",
+                          json.dumps({"time_elapsed": elapsed, "gpu_max_mem": gpu_mem, "gpu_device_name": name},
+                                     indent=4))
         (out_task / ".done.embeddings").touch()
         echo(f"{task_dir.name}: embedded in {elapsed:.1f} s -> {out_task}")
     return done

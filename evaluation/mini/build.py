@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from m2d_hear.errors import InputError
-from m2d_hear.fileio import write_text
+from m2d_hear.fileio import sha256_file, write_text
 
 from . import music, speech
 from .plans import PLANNERS, SCALES, TASK_NAMES, TaskPlan, sound_packs
@@ -76,14 +76,6 @@ def plan_hash(plan: TaskPlan) -> str:
             "metric": plan.metric, "split_column": plan.split_column,
             "clips": [[c.file, list(c.labels), c.split, c.entry()] for c in plan.clips]}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _write_text(path: Path, text: str) -> None:
-    write_text(path, text)
 
 
 @dataclass
@@ -134,7 +126,7 @@ def _prepare_folder(folder: Path, digest: str) -> bool:
         if mark.read_text().strip() != digest:
             shutil.rmtree(folder)  # another scale/seed/version: our own cache, rebuilt from scratch
     folder.mkdir(parents=True, exist_ok=True)
-    _write_text(mark, digest)
+    write_text(mark, digest)
     return False
 
 
@@ -174,7 +166,7 @@ def _write_metadata(plan: TaskPlan, folder: Path, extra: dict) -> list[str]:
     for name, text in _metadata(plan, extra).items():
         path = folder / name
         if not path.is_file() or path.read_text() != text:
-            _write_text(path, text)
+            write_text(path, text)
             changed.append(name)
     return changed
 
@@ -194,8 +186,8 @@ def _stamp(plan: TaskPlan, folder: Path) -> None:
 def _finish(plan: TaskPlan, folder: Path, digest: str, extra: dict) -> None:
     _write_metadata(plan, folder, extra)
     _stamp(plan, folder)
-    files = {c.file: _sha256(folder / c.file) for c in sorted(plan.clips, key=lambda c: c.file)}
-    _write_text(folder / DONE, json.dumps({"plan": digest, "files": files}, indent=1) + "\n")
+    files = {c.file: sha256_file(folder / c.file) for c in sorted(plan.clips, key=lambda c: c.file)}
+    write_text(folder / DONE, json.dumps({"plan": digest, "files": files}, indent=1) + "\n")
 
 
 def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list[str] | None = None,

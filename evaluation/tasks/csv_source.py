@@ -40,8 +40,62 @@ def read_settings(path: Path) -> dict:
                 settings[key.strip()] = value.strip()
     side = path.parent / "task.json"
     if side.is_file():
-        settings.update(read_json(side, "fix or remove it"))
+        given = read_json(side, "fix or remove it")
+        if not isinstance(given, dict):
+            raise DatasetError(f"{side}: must be a JSON object ({{\"unit_sec\": ...}}), got a "
+                               f"{type(given).__name__}; fix or remove it")
+        check_protocol_settings(side, given)
+        settings.update(given)
     return settings
+
+
+FINETUNE_RUN_KEYS = ("recipe", "seeds", "max_rounds", "num_workers")
+
+
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def check_protocol_settings(side: Path, given: dict) -> None:
+    """The task.json's ``probe`` and ``finetune`` settings, checked when read: an unknown key or a value of the
+    wrong kind raises a one-line :class:`DatasetError` naming the file and the key (not a traceback at run time)."""
+    def bad(key: str, what: str):
+        raise DatasetError(f"{side}: {key} {what}; fix or remove it")
+
+    for key in ("probe", "finetune", "table_notes"):
+        if key in given and not isinstance(given[key], dict):
+            bad(repr(key), "must be a JSON object")
+    probe = given.get("probe", {})
+    if probe:
+        from evaluation.probe import LinearProbe
+
+        known = LinearProbe().get_params()
+        for key in probe:
+            if key not in known:
+                bad(f"probe.{key}", f"is not a linear-probe setting (known: {', '.join(sorted(known))})")
+    finetune = given.get("finetune", {})
+    for key in finetune:
+        if key not in FINETUNE_RUN_KEYS:
+            bad(f"finetune.{key}", f"is not a fine-tune setting (known: {', '.join(FINETUNE_RUN_KEYS)})")
+    seeds = finetune.get("seeds")
+    if seeds is not None and not (isinstance(seeds, list) and seeds and all(_is_int(s, 0) for s in seeds)):
+        bad("finetune.seeds", f"must be a list of non-negative integers, got {seeds!r}")
+    if finetune.get("max_rounds") is not None and not _is_int(finetune["max_rounds"], 1):
+        bad("finetune.max_rounds", f"must be an integer >= 1, got {finetune['max_rounds']!r}")
+    if finetune.get("num_workers") is not None and not _is_int(finetune["num_workers"], 0):
+        bad("finetune.num_workers", f"must be an integer >= 0, got {finetune['num_workers']!r}")
+    recipe = finetune.get("recipe")
+    if recipe is not None:
+        if not isinstance(recipe, dict):
+            bad("finetune.recipe", "must be a JSON object of recipe fields")
+        from dataclasses import fields
+
+        from evaluation.finetune.recipes import Recipe
+
+        known = [f.name for f in fields(Recipe)]
+        for key in recipe:
+            if key not in known:
+                bad(f"finetune.recipe.{key}", f"is not a recipe field (known: {', '.join(known)})")
 
 
 def read(path: Path, skip_missing: bool = False, allow_duplicates: bool = False) -> TaskData:

@@ -78,7 +78,7 @@ def read(root: Path, skip_missing: bool = False, allow_duplicates: bool = False,
             if len(parts) != 2 or not parts[1].startswith(parts[0] + "."):
                 raise DatasetError(f"{list_file}:{n}: expected '<genre>/<genre>.000NN.wav', got {entry!r}; "
                                    f"{GET_SPLIT}")
-            if entry in seen:
+            if entry in seen and seen[entry] != split:  # a repeat within one list is check_rows' (--allow-duplicates)
                 raise DatasetError(f"{list_file}:{n}: {entry} is also listed in {seen[entry]}_filtered.txt; "
                                    f"the split lists are inconsistent: {GET_SPLIT}")
             seen[entry] = split
