@@ -302,14 +302,21 @@ def test_two_process_gloo_equals_one_process(corpus, tmp_path):
     one = subprocess.run([sys.executable, "-m", "pretrain.cli", *train_args(corpus / "data", tmp_path / "one"),
                           *common], env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                          "-m", "pretrain.cli", *train_args(corpus / "data", tmp_path / "two"), *common],
-                         env=env, capture_output=True, text=True, timeout=300)
+    for attempt in range(2):
+        out = tmp_path / ("two" if attempt == 0 else "two-again")
+        two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                              "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                              "-m", "pretrain.cli", *train_args(corpus / "data", out), *common],
+                             env=env, capture_output=True, text=True, timeout=300)
+        # Under pytest (never when run by hand), about 1 run in 4 loses a gloo process to an abort in PyTorch's
+        # C++ teardown ('terminate called without an active exception', exit -6); the same command then runs
+        # through. That one signature is tried again once; any other failure, or a second abort, fails the test.
+        if two.returncode == 0 or "terminate called without an active exception" not in two.stderr:
+            break
     assert two.returncode == 0, two.stderr[-3000:]
-    a, b = state_of(run_dir_of(tmp_path / "one") / LAST), state_of(run_dir_of(tmp_path / "two") / LAST)
+    a, b = state_of(run_dir_of(tmp_path / "one") / LAST), state_of(run_dir_of(out) / LAST)
     assert a["step"] == b["step"] == 4
-    assert len(list((tmp_path / "two").rglob("*.pth"))) == 1  # only rank 0 wrote
+    assert len(list(out.rglob("*.pth"))) == 1  # only rank 0 wrote
     for key, value in a["model"].items():
         other = b["model"][key]
         if key.endswith("attn.qkv.bias"):
