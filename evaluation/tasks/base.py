@@ -130,14 +130,14 @@ class TaskData:
                                  "unit_sec": float(self.unit_sec), "folds": self.folds, "classes": self.classes},
                                 sort_keys=True).encode())
             for meta in sorted(Path(m) for m in self.meta_files):
-                h.update(f"\nmeta\t{_relative(meta, root)}\t{_meta_digest(meta, sha256_file)}".encode())
+                h.update(f"\nmeta\t{relative_path(meta, root)}\t{_meta_digest(meta, sha256_file)}".encode())
             for clip in self.clips:
                 try:
                     st = clip.path.stat()
                     stamp = f"{st.st_size}\t{st.st_mtime_ns}"
                 except OSError:
                     stamp = "absent"
-                h.update(f"\nclip\t{_relative(clip.path, root)}\t{chr(31).join(clip.labels)}\t{clip.split}\t"
+                h.update(f"\nclip\t{relative_path(clip.path, root)}\t{chr(31).join(clip.labels)}\t{clip.split}\t"
                          f"{stamp}".encode())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
@@ -167,7 +167,7 @@ def _meta_digest(path: Path, sha256_file) -> str:
     return sha256_file(path)
 
 
-def _relative(path: Path, root: Path | None) -> str:
+def relative_path(path: Path, root: Path | None) -> str:
     """``path`` relative to ``root`` (POSIX separators), or absolute when it lies outside it."""
     if root is not None:
         try:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from evaluation.tasks.base import Clip, DatasetError, TaskData
+from evaluation.tasks.base import Clip, DatasetError, TaskData, relative_path
 
 SHOW_FIRST = 5
 DUPLICATES_FIX = "remove the repeated rows, or pass --allow-duplicates to keep every row (each counts as a clip)"
@@ -34,14 +34,6 @@ def shown(items: list[str]) -> str:
     """The first few items, then how many more."""
     more = f" and {len(items) - SHOW_FIRST} more" if len(items) > SHOW_FIRST else ""
     return ", ".join(items[:SHOW_FIRST]) + more
-
-
-def relative(path: Path, base: Path) -> str:
-    """``path`` relative to ``base`` where it lies below it, else in full."""
-    try:
-        return Path(path).relative_to(base).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def check_rows(task: str, source: str, paths: list[Path], labels: list[tuple[str, ...]], rows: list[str], *,
@@ -70,7 +62,7 @@ def check_rows(task: str, source: str, paths: list[Path], labels: list[tuple[str
     for path, row in zip(paths, rows):
         where[Path(os.path.normpath(path))].append(row)
     base = Path(source) if Path(source).is_dir() else Path(source).parent
-    repeated = [f"{relative(path, base)} at {' and '.join(rs)}" for path, rs in where.items() if len(rs) > 1]
+    repeated = [f"{relative_path(path, base)} at {' and '.join(rs)}" for path, rs in where.items() if len(rs) > 1]
     if repeated:
         raise DatasetError(f"{task}: {len(repeated)} file(s) listed more than once ({shown(repeated)}); "
                            f"{DUPLICATES_FIX} ({source})")
