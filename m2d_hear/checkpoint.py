@@ -134,10 +134,10 @@ def torch_file_format(path: Path) -> str | None:
     return "legacy" if values == [_LEGACY_MAGIC] and ops[-1][0] == "STOP" else None
 
 
-def _refused_detail(err: Exception) -> str:
-    """What the restricted unpickler refused, from its message (``GLOBAL module.name`` when it says)."""
+def refused_detail(err: Exception, otherwise: str = "objects") -> str:
+    """What :func:`safe_load` refused, from its message (``GLOBAL module.name`` when it says), else ``otherwise``."""
     found = re.search(r"GLOBAL ([\w.]+)", str(err))
-    return f"the object {found.group(1)}" if found else "objects"
+    return f"the object {found.group(1)}" if found else otherwise
 
 
 def read_weight_file(path: str | Path, trust_checkpoint: bool = False) -> dict:
@@ -169,7 +169,7 @@ def read_weight_file(path: str | Path, trust_checkpoint: bool = False) -> dict:
         # allow those classes (building them runs no code of the file's choosing) and nothing else.
         obj = safe_load(path)
     except pickle.UnpicklingError as safe_err:  # the restricted unpickler met something it does not admit
-        detail = _refused_detail(safe_err)
+        detail = refused_detail(safe_err)
         if not trust_checkpoint:
             raise UnsafeCheckpointError(
                 f"{path}: refused: it holds {detail} beyond tensors, plain containers, argparse.Namespace and "

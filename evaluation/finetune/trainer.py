@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import pickle
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from evaluation.tasks.base import Clip, DatasetError, Round, TaskData
 from m2d_hear import distributed as D
 from m2d_hear import fileio
 from m2d_hear.audio import AudioError
-from m2d_hear.checkpoint import safe_load
+from m2d_hear.checkpoint import refused_detail, safe_load
 from m2d_hear.errors import InputError
 
 from .augment import StepRandom, mixup, random_resized_crop, spec_augment
@@ -292,8 +291,7 @@ def read_training_state(path: Path, device) -> dict:
     try:
         state = safe_load(path, map_location=device)
     except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f"the object {found.group(1)}" if found else "objects beyond tensors and plain values"
+        what = refused_detail(err, "objects beyond tensors and plain values")
         raise FinetuneError(f"{path}: holds {what}, which fine-tuning never writes, so it was not unpickled; "
                             "delete it to restart this round, or choose another --out") from None
     except Exception as err:  # noqa: BLE001 - truncated or damaged file
