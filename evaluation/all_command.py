@@ -96,14 +96,16 @@ def all_(weights, config_name, trust_checkpoint, task_names, benchmark, baseline
         finetune_options["precision"] = precision
     import m2d_hear
 
+    tasks = []   # read (and fingerprinted) once for every model
+    for name in names:
+        tasks.append(load_task(name, data_root=data_root, skip_missing=skip_missing))
+        click.echo(tasks[-1].summary() + (f" [{len(tasks[-1].missing)} listed files missing, skipped]"
+                                          if tasks[-1].missing else ""))
     records = []
     for weight_file, model, finetune_it in models:
         config = config_name if weight_file == weights else None
         model = model or m2d_hear.load_m2d(weight_file, config=config, trust_checkpoint=trust_checkpoint)
-        for name in names:
-            task = load_task(name, data_root=data_root, skip_missing=skip_missing)
-            click.echo(task.summary() + (f" [{len(task.missing)} listed files missing, skipped]"
-                                         if task.missing else ""))
+        for task in tasks:
             # a task's own probe and fine-tune settings (the mini tasks' task.json) apply inside these two
             records.append(evaluate_linear(task, weight_file, out, seeds=seeds, cache_root=cache, model=model,
                                            device=device, batch_size=embed_batch_size, num_workers=workers,
