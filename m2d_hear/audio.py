@@ -29,6 +29,18 @@ class AudioScaleWarning(UserWarning):
 _scale_warned = False
 
 
+def _caller_level() -> int:
+    """``stacklevel`` of the first frame outside m2d_hear and torch (the user's call of ``encode`` or a HEAR
+    function), however many wrappers (``torch.no_grad`` decorators, HEAR helpers) stand between."""
+    import sys
+
+    here, torch_dir = str(Path(__file__).parent), str(Path(torch.__file__).parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith((here, torch_dir)):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def check_waveform(audio, device: torch.device | None = None) -> torch.Tensor:
     """The one check of waveforms given to the model (``M2D.encode`` and the HEAR functions).
 
@@ -59,7 +71,7 @@ def check_waveform(audio, device: torch.device | None = None) -> torch.Tensor:
                 "e.g. resampling overshoot or a mix above full scale; harmless if small")
         warnings.warn(f"audio peak {peak:g} is outside [-1, 1], the scale M2D expects ({hint}); embeddings of "
                       "audio at another scale are not comparable (warned once per process)", AudioScaleWarning,
-                      stacklevel=5)   # the caller of encode() or get_*_embeddings()
+                      stacklevel=_caller_level())
     return audio.to(torch.float32)
 
 
