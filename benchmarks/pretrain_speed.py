@@ -73,18 +73,20 @@ def worker_ours(a) -> dict:
     import torch
 
     from pretrain.train import namespace
+    from pretrain.train import train as train_command
     from pretrain.trainer import Trainer
 
     torch.set_num_threads(a.threads) if a.threads else None
-    options = dict(data=a.data, out=a.out, csv=None, name="bench", resume=False, model=a.model, embed_dim=None,
-                   depth=None, input_size=a.input_size, patch_size="16x16", sr="16k", mask_ratio=0.7,
-                   decoder_dim=a.decoder_dim, decoder_depth=a.decoder_depth, decoder_heads=a.decoder_heads, epochs=1000, batch_size=a.batch_size,
-                   accum_iter=1, blr=3e-4, lr=None, min_lr=0.0, warmup_epochs=20, weight_decay=0.05, clip_grad=3.0,
-                   ema_decay_init=0.99995, ema_decay=0.99999, seed=0, norm_stats_samples=20,
-                   min_ds_size=a.batch_size * (a.warmup + a.steps),  # the 32-file corpus, repeated
-                   norm_stats=None, num_workers=a.num_workers, save_freq=10**6, checkpoint_minutes=0, amp=a.amp,
-                   compile_=a.compile, steps=a.warmup + a.steps, device=a.device, threads=a.threads, log_every=1,
-                   progress=False, quiet=True)
+    # the command's own parser fills every option, so the benchmark follows the CLI as it changes
+    argv = ["--data", a.data, "--out", a.out, "--name", "bench", "--model", a.model, "--input-size", a.input_size,
+            "--decoder-dim", a.decoder_dim, "--decoder-depth", a.decoder_depth, "--decoder-heads", a.decoder_heads,
+            "--epochs", 1000, "--batch-size", a.batch_size, "--norm-stats-samples", 20,
+            "--min-ds-size", a.batch_size * (a.warmup + a.steps),  # the 32-file corpus, repeated
+            "--workers", a.num_workers, "--save-freq", 10**6, "--checkpoint-minutes", 0,
+            "--precision", "fp32" if a.amp == "none" else a.amp, "--steps", a.warmup + a.steps, "--device", a.device,
+            "--threads", a.threads, "--log-every", 1, "--rank-every", 0, "--no-progress", "--quiet"]
+    argv += ["--compile"] if a.compile else []
+    options = dict(train_command.make_context("train", [str(v) for v in argv]).params)
     trainer = Trainer(namespace(options))
     trainer.setup()
     flops = training_flops_per_sample(trainer.model, min(a.batch_size, 2), trainer.device)
@@ -94,7 +96,7 @@ def worker_ours(a) -> dict:
     trainer.args.checkpoint_minutes = 0
     trainer._save = lambda *args, **kw: None  # time training, not the 1.7 GB checkpoint write
     run = trainer.run()
-    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    log = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "loss" in r]
     timed = log[a.warmup:]
     # samples/s over the timed steps: total samples / total time (the log's windows are one step each)
     seconds = sum(a.batch_size / r["samples_per_s"] for r in timed)

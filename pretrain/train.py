@@ -19,7 +19,7 @@ RUN_OPTIONS = (
     "model", "embed_dim", "depth", "input_size", "patch_size", "sr", "mask_ratio", "decoder_dim", "decoder_depth",
     "decoder_heads", "epochs", "batch_size", "accum_iter", "blr", "lr", "min_lr", "warmup_epochs", "weight_decay",
     "clip_grad", "ema_decay_init", "ema_decay", "seed", "min_ds_size", "norm_stats_samples", "norm_stats", "csv",
-    "save_freq", "checkpoint_minutes", "log_every",
+    "save_freq", "checkpoint_minutes", "log_every", "rank_every", "rank_clips",
 )
 
 
@@ -42,12 +42,14 @@ def parse_stats(text: str | None) -> list[float] | None:
 
 
 def check(args: argparse.Namespace) -> None:
+    if args.rank_every < 0:
+        raise click.BadParameter("must be 0 (off) or more", param_hint="--rank-every")
     (n_mels, width), (pf, pt) = args.input_size, args.patch_size
     if n_mels % pf or width % pt:
         raise click.BadParameter(f"patch {pf}x{pt} must divide the input {n_mels}x{width}", param_hint="--patch-size")
     if not 0 < args.mask_ratio < 1:
         raise click.BadParameter("must be in (0, 1)", param_hint="--mask-ratio")
-    for name in ("epochs", "batch_size", "accum_iter", "save_freq", "log_every"):
+    for name in ("epochs", "batch_size", "accum_iter", "save_freq", "log_every", "rank_clips"):
         if getattr(args, name) < 1:
             raise click.BadParameter("must be at least 1", param_hint="--" + name.replace("_", "-"))
 
@@ -112,6 +114,11 @@ def check(args: argparse.Namespace) -> None:
 @click.option("--threads", type=int, default=0,
               help="CPU threads for torch [default: torch's choice]; on a busy shared CPU, fewer threads can be faster")
 @click.option("--log-every", type=int, default=10, show_default=True, help="log.jsonl line every N optimizer steps")
+@click.option("--rank-every", type=int, default=1, show_default=True,
+              help="log the effective rank of --rank-clips fixed clips' embeddings every N epochs (a collapse check; "
+              "0 disables)")
+@click.option("--rank-clips", type=int, default=256, show_default=True,
+              help="training files (their first frames) the effective rank is measured on")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.option("--quiet", is_flag=True, help="no messages besides errors")
 @click.pass_context

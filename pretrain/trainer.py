@@ -35,6 +35,7 @@ from m2d_hear.fileio import write_text
 
 from .checkpointing import (FORMAT, LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint,
     set_rng_state)
+from .collapse import COLLAPSE_FRACTION, RankProbe
 from .data import BatchOrder, DataError, LogMelCrops, inflate, list_digest, mask_noise, norm_stats, read_file_list
 from .model import build_pretrain_model
 from .runs import find_run, run_name
@@ -136,6 +137,11 @@ class Trainer:
         self.model = build_pretrain_model(a.model, a.input_size, a.patch_size, a.decoder_dim, a.decoder_depth,
                                           a.decoder_heads, a.mask_ratio, stats, a.embed_dim, a.depth)
         self.model.to(self.device)
+        self.rank_probe, self.rank_reference = None, None
+        if a.rank_every and self.env.is_main:
+            # the same seed builds the same random init on a resumed run: its rank is the reference either way
+            self.rank_probe = RankProbe(LogMelCrops(a.data, files, a.input_size), a.rank_clips, *stats)
+            self.rank_reference = self.rank_probe.measure(self.model, self.device, self.amp_dtype)
         self.optimizer = build_optimizer(self.model, self.base_lr, a.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.epoch, self.epoch_iter, self.iteration, self.step = 0, 0, 0, 0
@@ -294,6 +300,24 @@ class Trainer:
                 err.filename = err.filename or str(self.log_path)
                 raise
 
+    def _track_rank(self, epoch: int) -> None:
+        """Log the effective rank of the probe clips' embeddings (``pretrain.collapse``); warn on a collapse."""
+        if self.rank_probe is None:
+            return
+        rank = self.rank_reference if epoch == 0 else \
+            self.rank_probe.measure(self.model, self.device, self.amp_dtype)
+        self._log({"step": self.step, "epoch": epoch, "effective_rank": rank, "random_init_rank": self.rank_reference,
+                   "rank_clips": len(self.rank_probe), "time": time.time()})
+        if epoch == 0:
+            return
+        self._say(f"epoch {epoch}: effective rank {rank:.1f} of {len(self.rank_probe)} probe clips' embeddings "
+                  f"(random init {self.rank_reference:.1f})")
+        if rank < COLLAPSE_FRACTION * self.rank_reference:
+            self._warn(f"warning: epoch {epoch}: the effective rank of the embeddings fell to {rank:.1f}, "
+                       f"{rank / self.rank_reference:.0%} of the random init's {self.rank_reference:.1f}: the "
+                       "representation may be collapsing; a slower EMA start (--ema-decay-init closer to 1), a lower "
+                       "--blr ended it in the default model's runs (docs/pretraining.md#collapse)")
+
     # -------------------------------------------------------------------------------------------------- loop
     def set_lr(self, epoch_float: float) -> float:
         a = self.args
@@ -358,6 +382,8 @@ class Trainer:
         if a.warmup_epochs >= a.epochs:
             self._say(f"warning: --warmup-epochs {a.warmup_epochs} >= --epochs {a.epochs}: the learning rate only "
                       "warms up (it never reaches --blr's value nor decays); lower --warmup-epochs")
+        if self.step == 0:
+            self._track_rank(0)
         self.last_save = time.monotonic()
         window_loss, window_n, window_start = torch.zeros((), device=self.device), 0, time.perf_counter()
         window_samples = 0
@@ -411,6 +437,8 @@ class Trainer:
                 done = epoch + 1 == a.epochs or (a.steps and self.step >= a.steps) or self.stop.requested
                 if (epoch + 1) % a.save_freq == 0 or done:
                     self._save(epoch_checkpoint(self.run_dir, epoch + 1), epoch + 1, 0)
+                if a.rank_every and ((epoch + 1) % a.rank_every == 0 or done):
+                    self._track_rank(epoch + 1)
                 if done and epoch + 1 < a.epochs:
                     self._say(f"stopped at step {self.step} (end of epoch {epoch + 1})")
                     return self.run_dir

@@ -21,10 +21,10 @@ import pandas as pd
 import m2d_hear
 from evaluation.baselines import LogMelStats, random_init_twin
 from evaluation.linear_eval import evaluate_linear
-from evaluation.metrics import effective_rank
-from evaluation.scores import read_scores
 from evaluation.mini import mini_task_sources
+from evaluation.scores import read_scores
 from evaluation.tasks.registry import load_task
+from m2d_hear.embedding_rank import effective_rank
 
 
 def score_of(record: dict, out: Path) -> float:

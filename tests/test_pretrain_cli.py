@@ -67,6 +67,15 @@ def state_of(path: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def log_of(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def steps_of(run: Path) -> list[dict]:
+    """The training-step records of the log (the effective-rank records aside)."""
+    return [r for r in log_of(run) if "loss" in r]
+
+
 def run_dir_of(out: Path) -> Path:
     (run,) = [p for p in out.iterdir() if p.is_dir()]
     return run
@@ -122,7 +131,7 @@ def test_loss_falls_and_checkpoint_loads_in_m2d_hear(corpus, tmp_path, one_threa
                     "--warmup-epochs", "3", "--save-freq", "50"))
     run = run_dir_of(out)
     assert run.name.startswith("m2d_vit_tiny-80x64p16x16-") and run.name.endswith("-mr7")
-    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    log = steps_of(run)
     assert [r["step"] for r in log] == list(range(1, 301))  # 24 files / batch 8 = 3 steps x 100 epochs
     assert set(log[0]) >= {"step", "epoch", "loss", "lr", "ema", "samples_per_s"}
     first, last = np.mean([r["loss"] for r in log[:20]]), np.mean([r["loss"] for r in log[-20:]])
@@ -176,8 +185,7 @@ def test_resume_equals_uninterrupted_run(corpus, tmp_path, one_thread):
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert not (run / "checkpoint-2.pth").exists()  # epoch 2 is not finished
-    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in steps_of(run)] == [1, 2, 3, 4, 5]
     assert result.exit_code == 0
 
 
@@ -230,7 +238,7 @@ def test_mixed_precision_runs(corpus, tmp_path, one_thread, amp):
     state = state_of(run_dir_of(tmp_path) / "checkpoint-1.pth")
     assert (state["scaler"] is not None) == (amp == "fp16")
     assert all(v.dtype == torch.float32 for v in state["model"].values())  # master weights stay fp32
-    log = [json.loads(line) for line in (run_dir_of(tmp_path) / "log.jsonl").read_text().splitlines()]
+    log = steps_of(run_dir_of(tmp_path))
     assert len(log) == 3 and all(np.isfinite(r["loss"]) for r in log)
 
 
@@ -259,6 +267,72 @@ def test_ctrl_c_saves_the_state_and_resume_finishes(corpus, tmp_path, one_thread
     state = state_of(run / LAST)
     assert (state["step"], state["epoch"], state["epoch_iteration"]) == (17, 2, 5)
     assert state_of(run / "checkpoint-3.pth")["step"] == 18
+
+
+def test_effective_rank_is_logged_each_epoch_and_leaves_training_unchanged(corpus, tmp_path, one_thread):
+    common = ["--epochs", "4", "--batch-size", "8", "--lr", "1e-3", "--warmup-epochs", "1", "--save-freq", "4"]
+    cli(*train_args(corpus / "data", tmp_path / "off", *common, "--rank-every", "0"))
+    cli(*train_args(corpus / "data", tmp_path / "on", *common, "--rank-every", "2", "--rank-clips", "10"))
+    off, on = run_dir_of(tmp_path / "off"), run_dir_of(tmp_path / "on")
+    assert [r["loss"] for r in steps_of(on)] == [r["loss"] for r in steps_of(off)]  # measuring draws no randomness
+    a, b = state_of(off / "checkpoint-4.pth")["model"], state_of(on / "checkpoint-4.pth")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not [r for r in log_of(off) if "effective_rank" in r]
+    ranks = [r for r in log_of(on) if "effective_rank" in r]
+    assert [(r["epoch"], r["step"]) for r in ranks] == [(0, 0), (2, 6), (4, 12)]
+    assert all(r["rank_clips"] == 10 and r["random_init_rank"] == ranks[0]["effective_rank"] for r in ranks)
+    assert all(1.0 < r["effective_rank"] <= 10.0 for r in ranks)
+    assert ranks[1]["effective_rank"] != ranks[0]["effective_rank"]  # measured on the trained encoder
+
+    # the reference is re-measured on resume (the same seed builds the same random init), not taken from the log
+    cli(*train_args(corpus / "data", tmp_path / "on", *common, "--rank-every", "2", "--rank-clips", "10",
+                    "--resume", "--epochs", "6"))
+    again = [r for r in log_of(on) if "effective_rank" in r]
+    assert again[:3] == ranks and again[3]["epoch"] == 6
+    assert again[3]["random_init_rank"] == pytest.approx(ranks[0]["effective_rank"], rel=1e-6)
+
+    # m2d-pretrain plot: the loss, and a panel for the rank under it where the log has it (a taller figure)
+    heights = {}
+    for name, run in (("on", on), ("off", off)):
+        png = Path(cli("plot", run).output.strip())
+        header = png.read_bytes()[:24]
+        assert png == run / "loss.png" and header[:8] == b"\x89PNG\r\n\x1a\n"
+        heights[name] = int.from_bytes(header[20:24], "big")
+    assert heights["on"] > 1.4 * heights["off"]
+
+
+def test_a_collapsing_representation_is_warned_about(corpus, tmp_path, one_thread, monkeypatch):
+    import pretrain.trainer
+
+    monkeypatch.setattr(pretrain.trainer, "COLLAPSE_FRACTION", 100.0)  # any rank counts as a collapse here
+    result = CliRunner().invoke(main, [str(a) for a in train_args(corpus / "data", tmp_path, "--epochs", "1",
+                                                                  "--batch-size", "8")])
+    assert result.exit_code == 0, result.output
+    assert "warning: epoch 1: the effective rank of the embeddings fell to" in result.output
+    assert "of the random init's" in result.output and "--ema-decay-init" in result.output
+
+
+def test_rank_probe_measures_collapse_and_spread():
+    from pretrain.collapse import RankProbe, probe_indices
+    from pretrain.data import LogMelCrops
+
+    assert probe_indices(5, 256).tolist() == [0, 1, 2, 3, 4]
+    assert probe_indices(1000, 4).tolist() == [0, 333, 666, 999]
+
+    class Clips(LogMelCrops):  # 32 files of random log-mels, without a folder
+        def __init__(self):
+            self.n_mels, self.width, self.files = 80, 64, [f"{i}.npy" for i in range(32)]
+
+        def read(self, index):
+            return np.random.default_rng(index).normal(size=(1, 80, 96)).astype(np.float32)
+
+    model = build_pretrain_model("m2d_vit_tiny", (80, 64), (16, 16), 32, 1, 2, embed_dim=64, depth=2)
+    probe = RankProbe(Clips(), 32, 0.0, 1.0, batch_size=5)
+    spread = probe.measure(model.train(), torch.device("cpu"))
+    assert model.training and 8.0 < spread <= 32.0
+    with torch.no_grad():
+        model.norm.weight.zero_()  # every token the same vector: the embeddings collapse to one point
+    assert probe.measure(model, torch.device("cpu")) == pytest.approx(0.0, abs=1.0)
 
 
 def test_train_errors_are_one_line(corpus, tmp_path, one_thread):
