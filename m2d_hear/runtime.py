@@ -29,6 +29,13 @@ from .frontend import FRONT_ENDS, LogMelSpectrogram
 from .vit import ViTEncoder
 
 
+def frequency_concat(tokens: torch.Tensor, n_freq: int) -> torch.Tensor:
+    """Encoder tokens ``[N, n_freq * t, D]`` (frequency-major) -> frames ``[N, t, n_freq * D]``: the frequency
+    patches of each time step concatenated, as the official runtime arranges its features."""
+    n, _, d = tokens.shape
+    return tokens.reshape(n, n_freq, -1, d).permute(0, 2, 1, 3).reshape(n, -1, n_freq * d)
+
+
 class M2D(nn.Module):
     """An M2D encoder with its front end; also a HEAR 2021 model (``sample_rate``, embedding sizes).
 
@@ -86,9 +93,7 @@ class M2D(nn.Module):
         """Per-chunk ``[N, F'*t, D]`` (frequency-major) -> ``[N, t, F'*D]``, or unchanged for flat features."""
         if self.flat_features:
             return tokens
-        n, _, d = tokens.shape
-        n_freq = self.encoder.num_freq_patches
-        return tokens.reshape(n, n_freq, -1, d).permute(0, 2, 1, 3).reshape(n, -1, n_freq * d)
+        return frequency_concat(tokens, self.encoder.num_freq_patches)
 
     def encode_lms(self, lms: torch.Tensor) -> torch.Tensor:
         """Normalised log-mel ``[B, 1, F, T]`` -> ``[B, frames, F'*D]`` (or ``[B, tokens, D]`` if flat)."""

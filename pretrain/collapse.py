@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from m2d_hear.embedding_rank import effective_rank
+from m2d_hear.runtime import frequency_concat
 
 from .data import LogMelCrops, crop_into
 
@@ -49,15 +50,12 @@ class RankProbe:
         """Effective rank of ``model``'s clip embeddings of the probe crops (the model's mode is restored)."""
         was_training = model.training
         model.eval()
-        grid_f, grid_t = model.grid_size
         parts = []
         try:
             for batch in self.crops.split(self.batch_size):
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     tokens = model.encode(batch.to(device))
-                b, _, d = tokens.shape
-                frames = tokens.float().reshape(b, grid_f, grid_t, d).permute(0, 2, 1, 3).reshape(b, grid_t, -1)
-                parts.append(frames.mean(1).cpu())
+                parts.append(frequency_concat(tokens.float(), model.grid_size[0]).mean(1).cpu())
         finally:
             model.train(was_training)
         return effective_rank(torch.cat(parts).numpy())
