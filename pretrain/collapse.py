@@ -18,9 +18,9 @@ from m2d_hear.runtime import frequency_concat
 
 from .data import LogMelCrops, crop_into
 
-# A rank below this fraction of the random-init reference is reported as a likely collapse. Measured on the mini
-# pool's 256 probe clips (docs/pretraining.md#collapse): the collapsed first default model 0.49, a healthy run 0.69
-# at its lowest (epoch 4 of 40) and 1.08 at its end.
+# A rank below this fraction of the random-init reference is reported as a likely collapse. Measured on the default
+# model's 256 probe clips (docs/pretraining.md#collapse): the collapsed first default model 0.49; the shipped run
+# 0.69 at epoch 4 (its earliest kept checkpoint) and 1.08 at its end.
 COLLAPSE_FRACTION = 0.6
 
 
