@@ -20,9 +20,11 @@ from evaluation.finetune.recipes import Recipe, task_recipe
 from evaluation.mini import build, missing_requirements
 from evaluation.mini.build import DONE, MiniBuildError
 from evaluation.mini.plans import PLANNERS, SCALES, TASK_NAMES
-from evaluation.mini.pool import overlap_report, plan_pool
+from evaluation.mini.pool import POOL_LANGUAGES, overlap_report, plan_pool
 from evaluation.mini.render import render_job
+from evaluation.mini.speech import ESPEAK_ACCENTS
 from evaluation.mini.suite import MINI_PROBE, MINI_PROBE_NOTE, TASK_SETTINGS
+from m2d_hear.errors import InputError
 
 BUILDABLE = [t for t in TASK_NAMES if not missing_requirements(t)]
 pytestmark = pytest.mark.skipif(not BUILDABLE, reason="no mini-benchmark engine installed (pip install -e .[mini])")
@@ -319,3 +321,31 @@ def test_one_build_has_one_task_id_everywhere(tiny, tmp_path):
     os.utime(clip)   # touched: its data may have changed
     assert load_task(f"csv:{again / BUILDABLE[0] / 'meta.csv'}").fingerprint() != \
         load_task(f"csv:{out / BUILDABLE[0] / 'meta.csv'}").fingerprint()
+
+
+@needs("mini_kws")
+def test_the_varied_pool_adds_languages_and_events_and_stays_apart():
+    pool = plan_pool(400, 4.0, variety="varied")
+    bench = [PLANNERS[t](SCALES[s]) for s in SCALES for t in BUILDABLE]
+    assert overlap_report(pool, bench) == [] and len(pool.clips) == 400 and pool.sources["variety"] == "varied"
+    languages = {r["voice"].split("+")[0] for c in pool.clips for r in _parts(c.recipe) if r["src"] == "speech"}
+    assert languages & set(POOL_LANGUAGES) and languages & set(ESPEAK_ACCENTS)
+    events = [c for c in pool.clips if c.file.startswith("events/")]
+    assert events and all([p["src"] for p in c.recipe["parts"]][-1] == "sample" for c in events)
+    assert pool.sources["counts"]["languages"] > 0 and "variety" not in plan_pool(40, 4.0).sources
+    # a benchmark sample hidden inside an event mixture is found
+    sample = next(r for t in bench for c in t.clips for r in _parts(c.recipe) if r["src"] == "sample")
+    events[0].recipe["parts"][-1] = sample
+    assert any("used by the benchmark" in p for p in overlap_report(pool, bench))
+    with pytest.raises(InputError, match="unknown pool variety"):
+        plan_pool(40, 4.0, variety="noisy")
+
+
+@needs("mini_kws")
+def test_the_varied_pool_renders(tmp_path):
+    report = build(tmp_path, pool_only=True, pool_clips=20, pool_variety="varied", jobs=1, progress=False)
+    assert report.results[0].status == "built"
+    info = json.loads((tmp_path / "pool" / "pool.json").read_text())
+    assert info["variety"] == "varied" and info["clips"] == 20
+    files = (tmp_path / "pool" / "files.csv").read_text().split()[1:]
+    assert len(files) == 20 and all(sf.info(str(tmp_path / "pool" / f)).duration == pytest.approx(4.0) for f in files)

@@ -146,6 +146,8 @@ def _metadata(plan: TaskPlan, extra: dict) -> dict[str, str]:
         info = {"name": "pool", "clips": len(plan.clips), "clip_sec": plan.unit_sec, "sample_rate": 16000,
                 "counts": plan.sources.get("counts", {}), "voices": plan.sources.get("voices", []),
                 "packs": plan.sources.get("packs", []), **extra}
+        if "variety" in plan.sources:  # absent for the standard pool, whose pool.json predates the option
+            info["variety"] = plan.sources["variety"]
         return {"files.csv": "file_name\n" + "".join(f"{c.file}\n" for c in sorted(plan.clips, key=lambda c: c.file)),
                 "pool.json": json.dumps(info, indent=2) + "\n"}
     classes = sorted({label for c in plan.clips if c.split in ("train", "1", "2", "3", "4", "5")
@@ -192,7 +194,7 @@ def _finish(plan: TaskPlan, folder: Path, digest: str, extra: dict) -> None:
 
 def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list[str] | None = None,
           pool: bool = False, pool_only: bool = False, pool_clips: int = 3000, pool_sec: float = 4.0,
-          jobs: int | None = None, seed: int = 0, progress: bool = True) -> BuildReport:
+          jobs: int | None = None, seed: int = 0, progress: bool = True, pool_variety: str = "standard") -> BuildReport:
     """Build the requested tasks (all five by default) and optionally the pool; see the module docstring."""
     start = time.time()
     out = Path(out_dir) if out_dir else default_cache_dir()
@@ -215,7 +217,7 @@ def build(out_dir: str | Path | None = None, scale: str = "default", tasks: list
         if name == "pool":
             from .pool import overlap_report, plan_pool
 
-            plans[name] = plan_pool(pool_clips, pool_sec, seed)
+            plans[name] = plan_pool(pool_clips, pool_sec, seed, pool_variety)
             bench = [PLANNERS[t](SCALES[s], seed) for s in SCALES for t in TASK_NAMES if not missing_requirements(t)]
             problems = overlap_report(plans[name], bench)
             if problems:

@@ -10,10 +10,16 @@ How it is kept apart (checked by :func:`overlap_report` before anything is rende
   and pieces of the benchmark styles that neither ``mini_genre`` nor ``mini_tagging`` uses, at any scale;
 - samples: only packs that no benchmark task uses (three reserved Hydrogen kits and the unlabelled LMMS and
   Sonic Pi collections: loops, basses, instruments, effects...; the synthetic oscillator shapes are never used).
+
+Two varieties: ``standard`` (the default model's pool) and ``varied``, which moves a quarter of the pool to two
+kinds the standard pool lacks: speech in other languages (the same pool-only eSpeak variants speaking the pool's
+words with the phonology of :data:`POOL_LANGUAGES`) and sound events over a background (a pool sample's hits over
+pool speech or pool music).
 """
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from m2d_hear.errors import InputError
 
@@ -22,10 +28,19 @@ from .plans import (TASK_NAMES, ClipPlan, TaskPlan, benchmark_pieces, make_perso
                     voice_partition)
 from .text import KEYWORDS, POOL_WORDS, SENTENCES
 
+VARIETIES = ("standard", "varied")
+# eSpeak NG languages in Latin script (they read the pool's words with their own letter-to-sound rules)
+POOL_LANGUAGES = ("de", "fr", "es", "it", "pt", "nl", "sv", "da", "pl", "cs", "fi", "hu", "tr", "ro", "hr", "id",
+                  "sw", "vi", "eu", "ca", "cy", "et", "lv", "lt")
 
-def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> TaskPlan:
-    """``n_clips`` unlabelled clips of ``clip_sec`` seconds: ~40 % speech, 30 % music, 20 % samples,
-    10 % speech-over-music mixtures (sources that are not installed are left out and the rest scaled up)."""
+
+def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0, variety: str = "standard") -> TaskPlan:
+    """``n_clips`` unlabelled clips of ``clip_sec`` seconds. ``standard``: ~40 % speech, 30 % music, 20 % samples,
+    10 % speech-over-music mixtures; ``varied``: 25 % speech, 15 % speech in other languages, 25 % music, 15 %
+    samples, 10 % speech over music, 10 % sample hits over speech or music. Sources that are not installed are
+    left out and the rest scaled up."""
+    if variety not in VARIETIES:
+        raise InputError(f"unknown pool variety {variety!r}; choose one of {', '.join(VARIETIES)}")
     rng = random.Random(f"pool-{seed}")
     plan = TaskPlan("pool", "unlabelled pre-training pool", clip_sec, False, "", "split")
     voices = voice_partition(seed)["pool"] if speech.espeak_available() else []
@@ -35,6 +50,10 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> Task
     fonts = sorted(music.soundfonts())
     shares = {"speech": 0.4 if voices else 0, "music": 0.3 if pieces else 0, "samples": 0.2 if samples else 0,
               "mix": 0.1 if voices and pieces else 0}
+    if variety == "varied":
+        shares = {"speech": 0.25 if voices else 0, "languages": 0.15 if voices else 0,
+                  "music": 0.25 if pieces else 0, "samples": 0.15 if samples else 0,
+                  "mix": 0.1 if voices and pieces else 0, "events": 0.1 if samples and (voices or pieces) else 0}
     total = sum(shares.values())
     if total == 0:
         raise InputError("no pool source is installed: pip install espeakng-loader (see scripts/"
@@ -42,8 +61,10 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> Task
     counts = {k: int(round(n_clips * v / total)) for k, v in shares.items()}
     counts["speech" if voices else next(k for k, v in shares.items() if v)] += n_clips - sum(counts.values())
 
-    def speech_recipe():
+    def speech_recipe(language: str | None = None):
         persona = make_persona(rng.choice(voices), rng)
+        if language:
+            persona = replace(persona, voice=f"{language}+{persona.voice.split('+')[-1]}")
         words = " ".join(rng.choice(POOL_WORDS) for _ in range(rng.randrange(5, 15)))
         return persona.recipe(words, rng.randrange(1 << 30))
 
@@ -66,19 +87,35 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0) -> Task
         piece = pieces[(i // 3) % len(pieces)]
         font = piece_font.setdefault(piece, rng.choice(fonts))
         add(pool_music_recipe(piece, font), f"music-{font}")
-    for _ in range(counts["samples"]):
+    def sample_recipe():
         sample = rng.choice(samples)
         n_hits = rng.randrange(1, 9)
         hits = sorted(round(rng.uniform(0.0, clip_sec - 0.2), 3) for _ in range(n_hits))
-        add({"src": "sample", "file": str(sample.path), "speed": round(rng.uniform(0.9, 1.1), 3),
-             "hits": hits if n_hits > 1 else [0.0], "sec": clip_sec}, "samples")
+        return {"src": "sample", "file": str(sample.path), "speed": round(rng.uniform(0.9, 1.1), 3),
+                "hits": hits if n_hits > 1 else [0.0], "sec": clip_sec}
+
+    for _ in range(counts.get("languages", 0)):
+        add(speech_recipe(rng.choice(POOL_LANGUAGES)), "speech")
+    for _ in range(counts["samples"]):
+        add(sample_recipe(), "samples")
     for i in range(counts["mix"]):
         piece = pieces[-1 - (i // 3) % len(pieces)]
         font = piece_font.setdefault(piece, rng.choice(fonts))
         add({"src": "mix", "parts": [speech_recipe(), pool_music_recipe(piece, font)],
              "gains_db": [0.0, round(rng.uniform(-15, -3), 2)], "positions": [rng.random(), 0.0]}, f"mix-{font}")
+    for i in range(counts.get("events", 0)):
+        if voices and (not pieces or rng.random() < 0.5):
+            background, group = speech_recipe(), "events"
+        else:
+            piece = pieces[(i * 7) % len(pieces)]
+            font = piece_font.setdefault(piece, rng.choice(fonts))
+            background, group = pool_music_recipe(piece, font), f"events-{font}"
+        add({"src": "mix", "parts": [background, sample_recipe()], "gains_db": [round(rng.uniform(-12, 0), 2), 0.0],
+             "positions": [rng.random(), 0.0]}, group)
     plan.sources = {"voices": sorted(voices), "pieces": sorted(pieces), "packs": sorted(packs),
                     "files": sorted(str(s.path) for s in samples), "counts": counts}
+    if variety != "standard":
+        plan.sources["variety"] = variety
     return plan
 
 
@@ -134,4 +171,4 @@ def overlap_report(pool: TaskPlan, benchmark: list[TaskPlan]) -> list[str]:
     return problems
 
 
-__all__ = ["plan_pool", "pool_pieces", "overlap_report", "TASK_NAMES"]
+__all__ = ["VARIETIES", "POOL_LANGUAGES", "plan_pool", "pool_pieces", "overlap_report", "TASK_NAMES"]
