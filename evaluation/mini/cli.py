@@ -7,6 +7,8 @@ import click
 
 from m2d_hear.cli_vocabulary import Alias, option, workers_option
 
+from .pool import VARIETIES
+
 SCALE_HELP = "default: the benchmark (~1,700 clips); tiny: a few clips per split, for tests"
 
 
@@ -38,7 +40,7 @@ def _options(f):
                      help="clips in the pre-training pool")(f)
     f = click.option("--pool-sec", type=click.FloatRange(1.0, 30.0), default=4.0, show_default=True,
                      help="seconds per pool clip")(f)
-    f = click.option("--pool-variety", type=click.Choice(["standard", "varied"]), default="standard",
+    f = click.option("--pool-variety", type=click.Choice(VARIETIES), default="standard",
                      show_default=True, help="standard: the default model's pool; varied: adds speech in other "
                      "languages and sound events over a background (docs/mini.md)")(f)
     return f
