@@ -324,6 +324,7 @@ def test_one_build_has_one_task_id_everywhere(tiny, tmp_path):
 
 
 @needs("mini_kws")
+@needs("mini_sounds")   # the events need the sample packs
 def test_the_varied_pool_adds_languages_and_events_and_stays_apart():
     pool = plan_pool(400, 4.0, variety="varied")
     bench = [PLANNERS[t](SCALES[s]) for s in SCALES for t in BUILDABLE]
