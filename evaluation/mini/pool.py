@@ -28,17 +28,19 @@ from .plans import (TASK_NAMES, ClipPlan, TaskPlan, benchmark_pieces, make_perso
                     voice_partition)
 from .text import KEYWORDS, POOL_WORDS, SENTENCES
 
-VARIETIES = ("standard", "varied")
+# the share of each kind of clip, per variety (kinds whose sources are not installed are dropped, the rest scaled up)
+SHARES = {"standard": {"speech": 0.4, "music": 0.3, "samples": 0.2, "mix": 0.1},
+          "varied": {"speech": 0.25, "languages": 0.15, "music": 0.25, "samples": 0.15, "mix": 0.1, "events": 0.1}}
+VARIETIES = tuple(SHARES)
 # eSpeak NG languages in Latin script (they read the pool's words with their own letter-to-sound rules)
 POOL_LANGUAGES = ("de", "fr", "es", "it", "pt", "nl", "sv", "da", "pl", "cs", "fi", "hu", "tr", "ro", "hr", "id",
                   "sw", "vi", "eu", "ca", "cy", "et", "lv", "lt")
 
 
 def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0, variety: str = "standard") -> TaskPlan:
-    """``n_clips`` unlabelled clips of ``clip_sec`` seconds. ``standard``: ~40 % speech, 30 % music, 20 % samples,
-    10 % speech-over-music mixtures; ``varied``: 25 % speech, 15 % speech in other languages, 25 % music, 15 %
-    samples, 10 % speech over music, 10 % sample hits over speech or music. Sources that are not installed are
-    left out and the rest scaled up."""
+    """``n_clips`` unlabelled clips of ``clip_sec`` seconds, composed as :data:`SHARES` gives for ``variety``:
+    speech, speech in other languages, music, samples, speech over music (mix) and sample hits over speech or
+    music (events)."""
     if variety not in VARIETIES:
         raise InputError(f"unknown pool variety {variety!r}; choose one of {', '.join(VARIETIES)}")
     rng = random.Random(f"pool-{seed}")
@@ -48,12 +50,9 @@ def plan_pool(n_clips: int = 3000, clip_sec: float = 4.0, seed: int = 0, variety
     _, packs = sound_packs()
     samples = sorted((s for ss in packs.values() for s in ss), key=lambda s: str(s.path))
     fonts = sorted(music.soundfonts())
-    shares = {"speech": 0.4 if voices else 0, "music": 0.3 if pieces else 0, "samples": 0.2 if samples else 0,
-              "mix": 0.1 if voices and pieces else 0}
-    if variety == "varied":
-        shares = {"speech": 0.25 if voices else 0, "languages": 0.15 if voices else 0,
-                  "music": 0.25 if pieces else 0, "samples": 0.15 if samples else 0,
-                  "mix": 0.1 if voices and pieces else 0, "events": 0.1 if samples and (voices or pieces) else 0}
+    installed = {"speech": voices, "languages": voices, "music": pieces, "samples": samples,
+                 "mix": voices and pieces, "events": samples and (voices or pieces)}
+    shares = {kind: share if installed[kind] else 0 for kind, share in SHARES[variety].items()}
     total = sum(shares.values())
     if total == 0:
         raise InputError("no pool source is installed: pip install espeakng-loader (see scripts/"
@@ -171,4 +170,4 @@ def overlap_report(pool: TaskPlan, benchmark: list[TaskPlan]) -> list[str]:
     return problems
 
 
-__all__ = ["VARIETIES", "POOL_LANGUAGES", "plan_pool", "pool_pieces", "overlap_report", "TASK_NAMES"]
+__all__ = ["SHARES", "VARIETIES", "POOL_LANGUAGES", "plan_pool", "pool_pieces", "overlap_report", "TASK_NAMES"]
