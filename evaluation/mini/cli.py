@@ -41,8 +41,9 @@ def _options(f):
     f = click.option("--pool-sec", type=click.FloatRange(1.0, 30.0), default=4.0, show_default=True,
                      help="seconds per pool clip")(f)
     f = click.option("--pool-variety", type=click.Choice(VARIETIES), default="standard",
-                     show_default=True, help="standard: the default model's pool; varied: adds speech in other "
-                     "languages and sound events over a background (docs/mini.md)")(f)
+                     show_default=True, help="standard: speech, music, samples, speech over music; varied (the default "
+                     "model's pool): adds speech in other languages and sound events over a background "
+                     "(docs/mini.md)")(f)
     return f
 
 

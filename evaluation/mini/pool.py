@@ -11,10 +11,10 @@ How it is kept apart (checked by :func:`overlap_report` before anything is rende
 - samples: only packs that no benchmark task uses (three reserved Hydrogen kits and the unlabelled LMMS and
   Sonic Pi collections: loops, basses, instruments, effects...; the synthetic oscillator shapes are never used).
 
-Two varieties: ``standard`` (the default model's pool) and ``varied``, which moves a quarter of the pool to two
-kinds the standard pool lacks: speech in other languages (the same pool-only eSpeak variants speaking the pool's
-words with the phonology of :data:`POOL_LANGUAGES`) and sound events over a background (a pool sample's hits over
-pool speech or pool music).
+Two varieties: ``standard`` and ``varied`` (the shipped default model's pool, 10,000 clips), which moves a quarter
+of the pool to two kinds the standard pool lacks: speech in other languages (the same pool-only eSpeak variants
+speaking the pool's words with the phonology of :data:`POOL_LANGUAGES`) and sound events over a background (a pool
+sample's hits over pool speech or pool music).
 """
 from __future__ import annotations
 
