@@ -118,6 +118,29 @@ def test_default_weights_variable_is_read_safely(planted_zip, marker, monkeypatc
     assert not marker.exists(), "loading ran the file's code"
 
 
+def test_two_shipped_default_files_are_an_error_not_a_silent_pick(tmp_path, monkeypatch):
+    """A stale export left beside the shipped default (another epoch, another run name) must not be chosen
+    silently by file-name order: the default is one file, or a one-line error naming them all."""
+    from m2d_hear import default
+    from m2d_hear.errors import InputError
+
+    monkeypatch.delenv("M2D_DEFAULT_WEIGHTS", raising=False)
+    monkeypatch.setattr(default, "WEIGHTS_DIR", tmp_path)
+    first = tmp_path / NAME / "weights_ep20.pth"
+    first.parent.mkdir()
+    torch.save(ck.tiny_encoder_state(NAME), first)
+    assert default.default_weight_file() == first
+    assert m2d_hear.load_model().encoder.embed_dim == ck.TINY.embed_dim
+    stale = tmp_path / NAME / "weights_ep40.pth"
+    torch.save(ck.tiny_encoder_state(NAME), stale)
+    for load in (default.default_weight_file, m2d_hear.load_model):
+        with pytest.raises(InputError) as err:
+            load()
+        msg = str(err.value)
+        assert one_line(msg) and "weights_ep20.pth" in msg and "weights_ep40.pth" in msg
+        assert "M2D_DEFAULT_WEIGHTS" in msg
+
+
 def test_finetune_weights_are_read_safely(planted_zip, marker):
     from evaluation.finetune.model import build_model
 
