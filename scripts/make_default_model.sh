@@ -5,7 +5,7 @@
 #
 #   bash scripts/make_default_model.sh            # RUN=runs/default, cache in $M2D_CACHE or ~/.cache/m2d-hear
 #
-# Time on a 2-core x86-64 CPU: about 64 min of training with the machine to itself (~1.6-2.1 steps/s), the pool
+# Time on a 2-core x86-64 CPU: about 64 min of training with the machine to itself (1.6 steps/s), the pool
 # (10,000 clips) and its log-mels about 11 min, the learning curve about 2 min per evaluated epoch. Measurements:
 # results/default_model/.
 #
