@@ -1,6 +1,6 @@
 """Mini-benchmark linear-probe scores of every saved epoch of a pre-training run, beside its random-init twin.
 
-    python scripts/mini_learning_curve.py runs/default/m2d_vit_tiny-80x208p16x16-mini10kvaried-mr6 \
+    python scripts/mini_learning_curve.py runs/default/m2d_vit_tiny-80x208p16x16-mini10kvaried-mr5 \
         --epochs 4,8,12,16,20 --out results/default_model/curve
 
 Each checkpoint (``checkpoint-<epoch>.pth``, the online encoder) gets the same linear evaluation as ``m2d-eval all``
