@@ -11,12 +11,14 @@ NAME=m2d_vit_tiny-80x208p16x16-mini10kvaried-mr5-seed2
 mkdir -p "$OUT/$NAME"
 python - "$RUN/$NAME" "$OUT/$NAME/checkpoint-20.pth" <<'PY'
 import sys
-import torch
-run, out = sys.argv[1], sys.argv[2]
-ckpts = [torch.load(f"{run}/checkpoint-{e}.pth", map_location="cpu", weights_only=False) for e in (12, 14, 16, 18, 20)]
+from pathlib import Path
+from m2d_hear.fileio import torch_save
+from pretrain.checkpointing import epoch_checkpoint, load_training_state   # no code of the file's choosing
+run, out = Path(sys.argv[1]), sys.argv[2]
+ckpts = [load_training_state(epoch_checkpoint(run, e)) for e in (12, 14, 16, 18, 20)]
 averaged = dict(ckpts[-1])   # epoch 20's metadata (args, norm_stats) with the averaged tensors
 averaged["model"] = {k: (sum(c["model"][k].float() for c in ckpts) / len(ckpts) if v.is_floating_point() else v)
                      for k, v in ckpts[-1]["model"].items()}
-torch.save(averaged, out)
+torch_save(averaged, out)   # atomic: a killed run leaves no half-written checkpoint
 PY
 python scripts/mini_learning_curve.py "$OUT/$NAME" --epochs 20 --out "$OUT/curve"
