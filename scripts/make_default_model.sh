@@ -11,12 +11,13 @@
 #
 # Deviations from the paper's ViT-Base recipe, forced by a CPU budget of a few thousand steps, are documented in
 # results/default_model/README.md: ViT-Tiny encoder, 80x208 input (the 2023 code's default), a 4-block 192-d
-# predictor, 6,240 steps of batch 32, mask ratio 0.5 (the paper uses 0.6-0.7; 0.5 scored best here with one seed per
-# ratio; three seeds of 0.5 span 2.2 points), and the paper's EMA schedule scaled to that step count (0.9976 ->
-# 0.9995: the target's averaging horizon starts at ~7 % of the run and ends at ~1/3 of it, as 0.99995 -> 0.99999
-# does over the paper's ~300k steps; the paper's rates themselves would leave the target at its random
-# initialisation). The pool is the mini benchmark's varied pool (--pool-variety varied: speech in 24 other languages
-# and sound events over a background beside the standard pool's speech, music and samples).
+# predictor (8 blocks, the official depth, scored level with it), 6,240 steps of batch 32, mask ratio 0.5 (the
+# paper uses 0.6-0.7; 0.5 scored best here with one seed per ratio; three seeds of 0.5 span 2.2 points), and the
+# paper's EMA schedule scaled to that step count (0.9976 -> 0.9995: the target's averaging horizon starts at ~7 % of
+# the run and ends at ~1/3 of it, as 0.99995 -> 0.99999 does over the paper's ~300k steps; the paper's rates
+# themselves would leave the target at its random initialisation). The pool is the mini benchmark's varied pool
+# (--pool-variety varied: speech in 24 other languages and sound events over a background beside the standard pool's
+# speech, music and samples).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${M2D_CACHE:-$HOME/.cache/m2d-hear}/mini"
