@@ -1,4 +1,5 @@
-"""Pre-training data: the ``files.csv`` list, memory-mapped log-mel crops, and a reproducible batch order.
+"""Pre-training data: the ``files.csv`` list, memory-mapped log-mel crops, and a reproducible batch order (with,
+optionally, M2D-X's background crops and their log-domain mixing).
 
 All randomness of the data pipeline (file order, crop positions) is a function of ``(seed, epoch, position in the
 epoch)`` and nothing else. So a resumed run reads exactly the crops an uninterrupted run would have read, and
@@ -109,16 +110,42 @@ class LogMelCrops(torch.utils.data.Dataset):
                             "re-create the data with 'm2d-pretrain prepare' or fix --input-size")
         return lms
 
-    def __getitem__(self, batch: list[tuple[int, float]]) -> torch.Tensor:
+    def __getitem__(self, batch: list[tuple]) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Items ``(index, u)`` give the crops; items ``(index, u, bg_index, bg_u)`` (a :class:`BatchOrder` with
+        ``background=True``) give ``(crops, background crops)``."""
         out = np.empty((len(batch), 1, self.n_mels, self.width), dtype=np.float32)
-        for i, (index, u) in enumerate(batch):
-            crop_into(out[i], self.read(index), u)
-        return torch.from_numpy(out)
+        for i, item in enumerate(batch):
+            crop_into(out[i], self.read(item[0]), item[1])
+        if not batch or len(batch[0]) == 2:
+            return torch.from_numpy(out)
+        bg = np.empty_like(out)
+        for i, item in enumerate(batch):
+            crop_into(bg[i], self.read(item[2]), item[3])
+        return torch.from_numpy(out), torch.from_numpy(bg)
+
+
+def log_mix(clean: torch.Tensor, background: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Mix two raw log-mel crops in the power domain: ``log((1 - ratio) exp(clean) + ratio exp(background))``.
+
+    M2D-X's background noise (``m2d_spec.md`` section 1): ``ratio`` is the background's weight. Both crops are raw
+    log-mels of one training list, so they share its mean and mixing before normalisation equals the official
+    mixing of mean-subtracted crops up to that constant. Computed in float32, floored at float32 eps.
+    """
+    clean32, bg32 = clean.float(), background.float()
+    power = (1.0 - ratio) * clean32.exp() + ratio * bg32.exp()
+    return power.clamp_min(torch.finfo(torch.float32).eps).log().to(clean.dtype)
 
 
 def epoch_order(n_items: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """The epoch's permutation of item indices and one crop position ``u`` in [0, 1) per position."""
     rng = np.random.default_rng([seed, epoch, 0x4D32])
+    return rng.permutation(n_items), rng.random(n_items)
+
+
+def background_order(n_items: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The background crops of an epoch (``--noise-ratio``): a second permutation and crop positions, from a stream
+    of their own, so that turning background noise on leaves the clean crops of every step unchanged."""
+    rng = np.random.default_rng([seed, epoch, 0x4247])
     return rng.permutation(n_items), rng.random(n_items)
 
 
@@ -128,7 +155,8 @@ class BatchOrder(torch.utils.data.Sampler):
 
     Global batch ``i`` is positions ``[i*B, (i+1)*B)`` of the epoch permutation (``B = batch * world``, incomplete
     last batch dropped); process ``rank`` takes positions ``[i*B + rank*batch, i*B + (rank+1)*batch)``.
-    ``start`` skips the first global batches (resuming inside an epoch).
+    ``start`` skips the first global batches (resuming inside an epoch). With ``background=True`` each item also
+    names a background crop, ``(index, u, bg_index, bg_u)``, taken from :func:`background_order` at the same position.
     """
 
     n_items: int
@@ -138,6 +166,7 @@ class BatchOrder(torch.utils.data.Sampler):
     world: int = 1
     epoch: int = 0
     start: int = 0
+    background: bool = False
 
     def __post_init__(self):
         super().__init__()
@@ -158,9 +187,15 @@ class BatchOrder(torch.utils.data.Sampler):
 
     def __iter__(self):
         order, crop_u = epoch_order(self.n_items, self.seed, self.epoch)
+        if self.background:
+            bg_order, bg_u = background_order(self.n_items, self.seed, self.epoch)
         for i in range(self.start, self.batches_per_epoch):
             lo = i * self.global_batch + self.rank * self.batch
-            yield [(int(order[j]), float(crop_u[j])) for j in range(lo, lo + self.batch)]
+            if self.background:
+                yield [(int(order[j]), float(crop_u[j]), int(bg_order[j]), float(bg_u[j]))
+                       for j in range(lo, lo + self.batch)]
+            else:
+                yield [(int(order[j]), float(crop_u[j])) for j in range(lo, lo + self.batch)]
 
 
 def mask_noise(seed: int, iteration: int, global_batch: int, n_tokens: int, rank: int, batch: int) -> torch.Tensor:

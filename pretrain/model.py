@@ -132,10 +132,13 @@ class M2DPretrainModel(ViTEncoder):
         return gather_tokens(y[:, 1:], masked_ids)
 
     def masked_prediction(self, lms: torch.Tensor, noise: torch.Tensor | None = None,
-                          mask_ratio: float | None = None) -> MaskedPrediction:
+                          mask_ratio: float | None = None, target_lms: torch.Tensor | None = None
+                          ) -> MaskedPrediction:
         """Run the three networks on normalised log-mel crops ``[B, 1, F, T]`` (``T`` = the trained width).
 
         ``noise`` ``[B, N]`` decides the mask (smallest values stay visible); uniform random when None.
+        ``target_lms``: what the target encoder encodes instead of ``lms`` (M2D-X's denoising: ``lms`` is the crop
+        mixed with background noise, ``target_lms`` the clean crop); the same patches are masked in both.
         """
         x = self.embed(lms)
         if x.shape[1] != self.num_patches:
@@ -147,13 +150,15 @@ class M2DPretrainModel(ViTEncoder):
         latent = self.forward_tokens(gather_tokens(x, visible_ids))
         prediction = self.predict(latent, visible_ids, masked_ids)
         with torch.no_grad():
-            target = self.forward_tokens(gather_tokens(x, masked_ids), self.target_blocks, self.target_norm)[:, 1:]
+            x_target = x if target_lms is None else self.embed(target_lms)
+            target = self.forward_tokens(gather_tokens(x_target, masked_ids), self.target_blocks,
+                                         self.target_norm)[:, 1:]
         return MaskedPrediction(prediction, target, visible_ids, masked_ids)
 
     def forward(self, lms: torch.Tensor, noise: torch.Tensor | None = None,
-                mask_ratio: float | None = None) -> torch.Tensor:
-        """The M2D loss for a batch of normalised log-mel crops."""
-        out = self.masked_prediction(lms, noise, mask_ratio)
+                mask_ratio: float | None = None, target_lms: torch.Tensor | None = None) -> torch.Tensor:
+        """The M2D loss for a batch of normalised log-mel crops (``target_lms``: see :meth:`masked_prediction`)."""
+        out = self.masked_prediction(lms, noise, mask_ratio, target_lms)
         return m2d_loss(out.prediction, out.target)
 
     def encode(self, lms: torch.Tensor) -> torch.Tensor:

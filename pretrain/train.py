@@ -17,9 +17,9 @@ from m2d_hear.vit import VIT_SIZES
 # Options that define a run: on --resume, those left at their default are taken from the checkpoint.
 RUN_OPTIONS = (
     "model", "embed_dim", "depth", "input_size", "patch_size", "sr", "mask_ratio", "decoder_dim", "decoder_depth",
-    "decoder_heads", "epochs", "batch_size", "accum_iter", "blr", "lr", "min_lr", "warmup_epochs", "weight_decay",
-    "clip_grad", "ema_decay_init", "ema_decay", "seed", "min_ds_size", "norm_stats_samples", "norm_stats", "csv",
-    "save_freq", "checkpoint_minutes", "log_every", "rank_every", "rank_clips",
+    "decoder_heads", "noise_ratio", "epochs", "batch_size", "accum_iter", "blr", "lr", "min_lr", "warmup_epochs",
+    "weight_decay", "clip_grad", "ema_decay_init", "ema_decay", "seed", "min_ds_size", "norm_stats_samples",
+    "norm_stats", "csv", "save_freq", "checkpoint_minutes", "log_every", "rank_every", "rank_clips",
 )
 
 
@@ -49,6 +49,9 @@ def check(args: argparse.Namespace) -> None:
         raise click.BadParameter(f"patch {pf}x{pt} must divide the input {n_mels}x{width}", param_hint="--patch-size")
     if not 0 < args.mask_ratio < 1:
         raise click.BadParameter("must be in (0, 1)", param_hint="--mask-ratio")
+    if not 0 <= args.noise_ratio < 1:
+        raise click.BadParameter("must be in [0, 1): the weight of the background in the mixture",
+                                 param_hint="--noise-ratio")
     for name in ("epochs", "batch_size", "accum_iter", "save_freq", "log_every", "rank_clips"):
         if getattr(args, name) < 1:
             raise click.BadParameter("must be at least 1", param_hint="--" + name.replace("_", "-"))
@@ -79,6 +82,9 @@ def check(args: argparse.Namespace) -> None:
 @click.option("--decoder-dim", type=int, default=512, show_default=True, help="predictor width")
 @click.option("--decoder-depth", type=int, default=8, show_default=True, help="predictor blocks")
 @click.option("--decoder-heads", type=int, default=16, show_default=True, help="predictor attention heads")
+@click.option("--noise-ratio", type=float, default=0.0, show_default=True,
+              help="M2D-X background noise: the online encoder sees each crop mixed (power domain) with a random "
+                   "other crop of the training list at this weight, the target encoder the clean crop; 0 = plain M2D")
 @click.option("--epochs", type=int, default=300, show_default=True)
 @click.option("--batch-size", type=int, default=512, show_default=True,
               help="the global batch: crops per iteration summed over all processes (each of N processes takes 1/N); "

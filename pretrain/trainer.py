@@ -6,7 +6,8 @@ Per data iteration ``i`` (global, counted from the start of training) of epoch `
   (linear warm-up, then half cosine);
 - a batch of raw log-mel crops is normalised with the model's ``norm_stats`` on the training device, masked with
   noise drawn from ``(seed, i)`` and the loss divided by ``accum_iter`` is back-propagated (DDP averages gradients
-  over processes on the last micro-batch only);
+  over processes on the last micro-batch only); with ``--noise-ratio`` the online encoder sees each crop mixed with
+  a background crop of the same list and the target encoder the clean crop (M2D-X);
 - on the last micro-batch: optional gradient clipping (after unscaling), an AdamW step, then the target EMA with the
   rate ``ema_decay(i)``, linear from ``--ema-decay-init`` to ``--ema-decay`` over all iterations.
 
@@ -36,7 +37,8 @@ from m2d_hear.fileio import write_text
 from .checkpointing import (FORMAT, LAST, ResumeError, ResumePoint, epoch_checkpoint, resume_point, save_checkpoint,
     set_rng_state)
 from .collapse import COLLAPSE_FRACTION, RankProbe
-from .data import BatchOrder, DataError, LogMelCrops, inflate, list_digest, mask_noise, norm_stats, read_file_list
+from .data import (BatchOrder, DataError, LogMelCrops, inflate, list_digest, log_mix, mask_noise, norm_stats,
+                   read_file_list)
 from .model import build_pretrain_model
 from .runs import find_run, run_name
 from .schedules import absolute_lr, build_optimizer, ema_decay, learning_rate
@@ -113,6 +115,7 @@ class Trainer:
     def setup(self) -> None:
         self.run_dir, state = self._locate_run()
         a, env = self.args, self.env
+        self.noise_ratio = getattr(a, "noise_ratio", 0.0) or 0.0   # absent from runs older than the option
         files = read_file_list(a.data, a.csv)
         self.file_info = {"n_files": len(files), "digest": list_digest(files)}
         self.dataset = LogMelCrops(a.data, inflate(files, a.min_ds_size), a.input_size)
@@ -120,7 +123,8 @@ class Trainer:
             raise TrainingError(f"--batch-size {a.batch_size} is the global batch, which {env.world} processes must "
                                 f"split evenly; use a multiple of {env.world}")
         # --batch-size is the global batch: each process takes its 1/world share (docs/cli.md)
-        self.order = BatchOrder(len(self.dataset), a.batch_size // env.world, a.seed, env.rank, env.world)
+        self.order = BatchOrder(len(self.dataset), a.batch_size // env.world, a.seed, env.rank, env.world,
+                                background=self.noise_ratio > 0)
         self.iters_per_epoch = self.order.batches_per_epoch
         if self.iters_per_epoch < 1:
             raise TrainingError(
@@ -326,18 +330,27 @@ class Trainer:
             group["lr"] = lr
         return lr
 
-    def iteration_step(self, batch: torch.Tensor, epoch_iter: int) -> tuple[torch.Tensor, bool]:
-        """One data iteration on this process's part of the global batch; returns (loss, optimizer stepped)."""
+    def iteration_step(self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                       epoch_iter: int) -> tuple[torch.Tensor, bool]:
+        """One data iteration on this process's part of the global batch; returns (loss, optimizer stepped).
+
+        ``batch`` is ``(clean, background)`` under ``--noise-ratio``: the online encoder then sees the mixture and
+        the target encoder the clean crops (M2D-X's denoising)."""
         a = self.args
         update = (epoch_iter + 1) % a.accum_iter == 0
-        x = batch.to(self.device, non_blocking=True)
-        x = (x - self.mean) / self.std
+        target = None
+        if isinstance(batch, (tuple, list)):
+            clean, background = (t.to(self.device, non_blocking=True) for t in batch)
+            x = (log_mix(clean, background, self.noise_ratio) - self.mean) / self.std
+            target = (clean - self.mean) / self.std
+        else:
+            x = (batch.to(self.device, non_blocking=True) - self.mean) / self.std
         noise = mask_noise(a.seed, self.iteration, self.order.global_batch, self.model.num_patches,
                            self.env.rank, self.order.batch).to(self.device, non_blocking=True)
         sync = self.ddp.no_sync() if (self.ddp is not None and not update) else contextlib.nullcontext()
         with sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                loss = self.net(x, noise)
+                loss = self.net(x, noise, target_lms=target) if target is not None else self.net(x, noise)
             self.scaler.scale(loss / a.accum_iter).backward()
         if update:
             if a.clip_grad and a.clip_grad > 0:
@@ -402,7 +415,8 @@ class Trainer:
                     loss, updated = self.iteration_step(batch, epoch_iter)
                     window_loss += loss
                     window_n += 1
-                    window_samples += batch.shape[0] * self.env.world
+                    crops = batch[0] if isinstance(batch, (tuple, list)) else batch
+                    window_samples += crops.shape[0] * self.env.world
                     bar.update()
                     if not updated:
                         continue

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pretrain.data import BatchOrder, LogMelCrops, crop_into, inflate, mask_noise, norm_stats
+from pretrain.data import BatchOrder, LogMelCrops, crop_into, inflate, log_mix, mask_noise, norm_stats
 from pretrain.model import M2DPretrainModel, build_pretrain_model, m2d_loss, split_tokens
 from pretrain.runs import ratio_token, run_name
 from pretrain.schedules import ema_decay, learning_rate, param_groups
@@ -222,6 +222,64 @@ def test_crop_and_pad():
     wide = np.empty((1, 2, 13), np.float32)
     crop_into(wide, lms, 0.5)
     assert np.array_equal(wide[..., :10], lms) and not wide[..., 10:].any()
+
+
+def test_target_encodes_the_clean_crop_under_background_noise():
+    """M2D-X's denoising: the online encoder sees the mixture, the target the clean crop, with one shared mask."""
+    model = tiny()
+    clean, mixed = torch.randn(2, 1, 80, 64), torch.randn(2, 1, 80, 64)
+    noise = torch.rand(2, model.num_patches)
+    seen = {}
+    hooks = [model.blocks[0].register_forward_pre_hook(lambda m, i: seen.__setitem__("online", i[0].detach())),
+             model.target_blocks[0].register_forward_pre_hook(lambda m, i: seen.__setitem__("target", i[0].detach()))]
+    out = model.masked_prediction(mixed, noise, target_lms=clean)
+    for h in hooks:
+        h.remove()
+    for b in range(2):
+        torch.testing.assert_close(seen["online"][b, 1:], model.embed(mixed).detach()[b, out.visible_ids[b]])
+        torch.testing.assert_close(seen["target"][b, 1:], model.embed(clean).detach()[b, out.masked_ids[b]])
+    # the target of the pair is the plain run's target on the clean crops; the prediction is that of the mixture
+    plain_clean, plain_mixed = model.masked_prediction(clean, noise), model.masked_prediction(mixed, noise)
+    torch.testing.assert_close(out.target, plain_clean.target)
+    torch.testing.assert_close(out.prediction, plain_mixed.prediction)
+    torch.testing.assert_close(model(mixed, noise, target_lms=clean), m2d_loss(out.prediction, out.target))
+
+
+def test_log_mix_weights_the_two_crops_in_the_power_domain():
+    clean = torch.tensor([[0.0, -12.0, 3.0]])  # raw log-mels: log(mel + eps) >= log(float32 eps) = -15.9
+    background = torch.tensor([[0.0, 2.0, -15.0]])
+    torch.testing.assert_close(log_mix(clean, background, 0.0), clean)
+    expected = torch.log(0.8 * clean.exp() + 0.2 * background.exp())
+    torch.testing.assert_close(log_mix(clean, background, 0.2), expected)
+    assert log_mix(clean, background, 0.2)[0, 0] == 0.0  # equal levels stay where they are
+    assert math.isclose(log_mix(clean, background, 0.2)[0, 1].item(), math.log(0.2) + 2.0, rel_tol=1e-5)
+    floor = log_mix(torch.full((3,), -200.0), torch.full((3,), -200.0), 0.5)  # below the front end's floor: floored
+    assert torch.isfinite(floor).all() and torch.equal(floor, torch.full((3,), math.log(torch.finfo(torch.float32).eps)))
+
+
+def test_background_crops_leave_the_clean_order_unchanged():
+    plain = list(BatchOrder(50, 8, seed=3))
+    with_bg = list(BatchOrder(50, 8, seed=3, background=True))
+    assert [[item[:2] for item in batch] for batch in with_bg] == plain
+    bg = [item[2:] for batch in with_bg for item in batch]
+    assert bg != [item for batch in plain for item in batch]  # a stream of its own
+    assert bg == [item[2:] for batch in BatchOrder(50, 8, seed=3, background=True) for item in batch]  # reproducible
+    ranks = [list(BatchOrder(50, 4, seed=3, rank=r, world=2, background=True)) for r in range(2)]
+    assert all(batch == ranks[0][i] + ranks[1][i] for i, batch in enumerate(with_bg))
+
+
+def test_dataset_returns_background_crops_when_asked(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        np.save(tmp_path / f"{i}.npy", rng.standard_normal((1, 80, 100)).astype(np.float32))
+    ds = LogMelCrops(tmp_path, [f"{i}.npy" for i in range(3)], (80, 64))
+    clean = ds[[(0, 0.1), (2, 0.9)]]
+    pair = ds[[(0, 0.1, 1, 0.5), (2, 0.9, 0, 0.0)]]
+    assert isinstance(clean, torch.Tensor) and isinstance(pair, tuple)
+    assert torch.equal(pair[0], clean)
+    expected = np.empty((1, 80, 64), np.float32)
+    crop_into(expected, np.load(tmp_path / "1.npy"), 0.5)
+    assert torch.equal(pair[1][0], torch.from_numpy(expected))
 
 
 def test_inflate_repeats_the_list():

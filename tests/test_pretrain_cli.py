@@ -189,6 +189,28 @@ def test_resume_equals_uninterrupted_run(corpus, tmp_path, one_thread):
     assert result.exit_code == 0
 
 
+def test_background_noise_run_resumes_with_its_ratio_and_differs_from_plain(corpus, tmp_path, one_thread):
+    """--noise-ratio is a run option: a resumed run takes it from its checkpoint and equals an uninterrupted one."""
+    common = ["--epochs", "2", "--batch-size", "4", "--lr", "1e-3", "--warmup-epochs", "1", "--seed", "5",
+              "--rank-every", "0"]
+    whole, parts, plain = tmp_path / "whole", tmp_path / "parts", tmp_path / "plain"
+    cli(*train_args(corpus / "data", whole, *common, "--noise-ratio", "0.3", "--steps", "4"))
+    cli(*train_args(corpus / "data", parts, *common, "--noise-ratio", "0.3", "--steps", "2"))
+    cli(*train_args(corpus / "data", plain, *common, "--steps", "4"))
+    cli("train", "--data", corpus / "data", "--out", parts, "--resume", "--steps", "4", "--threads", "1",
+        "--no-progress", "--quiet")
+    a, b = state_of(run_dir_of(whole) / LAST), state_of(run_dir_of(parts) / LAST)
+    assert b["args"].noise_ratio == 0.3 and b["step"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert [r["loss"] for r in steps_of(run_dir_of(whole))] == [r["loss"] for r in steps_of(run_dir_of(parts))]
+    losses_plain = [r["loss"] for r in steps_of(run_dir_of(plain))]
+    assert losses_plain != [r["loss"] for r in steps_of(run_dir_of(whole))]
+    for bad in ("1.0", "-0.1"):
+        result = cli(*train_args(corpus / "data", tmp_path / "o", "--noise-ratio", bad), ok=False)
+        assert result.exit_code != 0 and "--noise-ratio" in result.output and "[0, 1)" in result.output
+
+
 def make_trainer(data, out, *extra):
     from pretrain.train import namespace, train as command
     from pretrain.trainer import Trainer
