@@ -17,8 +17,8 @@ from m2d_hear.vit import VIT_SIZES
 # Options that define a run: on --resume, those left at their default are taken from the checkpoint.
 RUN_OPTIONS = (
     "model", "embed_dim", "depth", "input_size", "patch_size", "sr", "mask_ratio", "decoder_dim", "decoder_depth",
-    "decoder_heads", "noise_ratio", "epochs", "batch_size", "accum_iter", "blr", "lr", "min_lr", "warmup_epochs",
-    "weight_decay", "clip_grad", "ema_decay_init", "ema_decay", "seed", "min_ds_size", "norm_stats_samples",
+    "decoder_heads", "noise_ratio", "noise_target", "epochs", "batch_size", "accum_iter", "blr", "lr", "min_lr",
+    "warmup_epochs", "weight_decay", "clip_grad", "ema_decay_init", "ema_decay", "seed", "min_ds_size", "norm_stats_samples",
     "norm_stats", "csv", "save_freq", "checkpoint_minutes", "log_every", "rank_every", "rank_clips",
 )
 
@@ -85,6 +85,9 @@ def check(args: argparse.Namespace) -> None:
 @click.option("--noise-ratio", type=float, default=0.0, show_default=True,
               help="M2D-X background noise: the online encoder sees each crop mixed (power domain) with a random "
                    "other crop of the training list at this weight, the target encoder the clean crop; 0 = plain M2D")
+@click.option("--noise-target", type=click.Choice(["clean", "mixture"]), default="clean", show_default=True,
+              help="what the target encoder encodes under --noise-ratio: the clean crop (M2D-X's denoising) or the "
+                   "online encoder's mixture (mixing as data augmentation only)")
 @click.option("--epochs", type=int, default=300, show_default=True)
 @click.option("--batch-size", type=int, default=512, show_default=True,
               help="the global batch: crops per iteration summed over all processes (each of N processes takes 1/N); "

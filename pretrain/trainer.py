@@ -116,6 +116,7 @@ class Trainer:
         self.run_dir, state = self._locate_run()
         a, env = self.args, self.env
         self.noise_ratio = getattr(a, "noise_ratio", 0.0) or 0.0   # absent from runs older than the option
+        self.noise_target = getattr(a, "noise_target", "clean") or "clean"
         files = read_file_list(a.data, a.csv)
         self.file_info = {"n_files": len(files), "digest": list_digest(files)}
         self.dataset = LogMelCrops(a.data, inflate(files, a.min_ds_size), a.input_size)
@@ -335,14 +336,14 @@ class Trainer:
         """One data iteration on this process's part of the global batch; returns (loss, optimizer stepped).
 
         ``batch`` is ``(clean, background)`` under ``--noise-ratio``: the online encoder then sees the mixture and
-        the target encoder the clean crops (M2D-X's denoising)."""
+        the target encoder the clean crops (M2D-X's denoising), or the mixture too (``--noise-target mixture``)."""
         a = self.args
         update = (epoch_iter + 1) % a.accum_iter == 0
         target = None
         if isinstance(batch, (tuple, list)):
             clean, background = (t.to(self.device, non_blocking=True) for t in batch)
             x = (log_mix(clean, background, self.noise_ratio) - self.mean) / self.std
-            target = (clean - self.mean) / self.std
+            target = (clean - self.mean) / self.std if self.noise_target == "clean" else None
         else:
             x = (batch.to(self.device, non_blocking=True) - self.mean) / self.std
         noise = mask_noise(a.seed, self.iteration, self.order.global_batch, self.model.num_patches,

@@ -206,6 +206,16 @@ def test_background_noise_run_resumes_with_its_ratio_and_differs_from_plain(corp
     assert [r["loss"] for r in steps_of(run_dir_of(whole))] == [r["loss"] for r in steps_of(run_dir_of(parts))]
     losses_plain = [r["loss"] for r in steps_of(run_dir_of(plain))]
     assert losses_plain != [r["loss"] for r in steps_of(run_dir_of(whole))]
+    # --noise-target mixture: the target encodes the mixture too, another loss again; resumed with that setting
+    both = tmp_path / "both"
+    cli(*train_args(corpus / "data", both, *common, "--noise-ratio", "0.3", "--noise-target", "mixture",
+                    "--steps", "2"))
+    cli("train", "--data", corpus / "data", "--out", both, "--resume", "--steps", "4", "--threads", "1",
+        "--no-progress", "--quiet")
+    assert state_of(run_dir_of(both) / LAST)["args"].noise_target == "mixture"
+    losses_both = [r["loss"] for r in steps_of(run_dir_of(both))]
+    assert len(losses_both) == 4 and losses_both[0] != steps_of(run_dir_of(whole))[0]["loss"]
+    assert losses_both[0] != losses_plain[0]
     for bad in ("1.0", "-0.1"):
         result = cli(*train_args(corpus / "data", tmp_path / "o", "--noise-ratio", bad), ok=False)
         assert result.exit_code != 0 and "--noise-ratio" in result.output and "[0, 1)" in result.output
