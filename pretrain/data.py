@@ -127,9 +127,9 @@ class LogMelCrops(torch.utils.data.Dataset):
 def log_mix(clean: torch.Tensor, background: torch.Tensor, ratio: float) -> torch.Tensor:
     """Mix two raw log-mel crops in the power domain: ``log((1 - ratio) exp(clean) + ratio exp(background))``.
 
-    M2D-X's background noise (``m2d_spec.md`` section 1): ``ratio`` is the background's weight. Both crops are raw
-    log-mels of one training list, so they share its mean and mixing before normalisation equals the official
-    mixing of mean-subtracted crops up to that constant. Computed in float32, floored at float32 eps.
+    M2D-X's background noise (docs/pretraining.md, ``--noise-ratio``): ``ratio`` is the background's weight. Both
+    crops are raw log-mels of one training list, so they share its mean, and mixing before normalisation equals the
+    official mixing of mean-subtracted crops up to that constant. Computed in float32, floored at float32 eps.
     """
     clean32, bg32 = clean.float(), background.float()
     power = (1.0 - ratio) * clean32.exp() + ratio * bg32.exp()

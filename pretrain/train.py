@@ -18,8 +18,9 @@ from m2d_hear.vit import VIT_SIZES
 RUN_OPTIONS = (
     "model", "embed_dim", "depth", "input_size", "patch_size", "sr", "mask_ratio", "decoder_dim", "decoder_depth",
     "decoder_heads", "noise_ratio", "noise_target", "epochs", "batch_size", "accum_iter", "blr", "lr", "min_lr",
-    "warmup_epochs", "weight_decay", "clip_grad", "ema_decay_init", "ema_decay", "seed", "min_ds_size", "norm_stats_samples",
-    "norm_stats", "csv", "save_freq", "checkpoint_minutes", "log_every", "rank_every", "rank_clips",
+    "warmup_epochs", "weight_decay", "clip_grad", "ema_decay_init", "ema_decay", "seed", "min_ds_size",
+    "norm_stats_samples", "norm_stats", "csv", "save_freq", "checkpoint_minutes", "log_every", "rank_every",
+    "rank_clips",
 )
 
 

@@ -7,7 +7,8 @@ Per data iteration ``i`` (global, counted from the start of training) of epoch `
 - a batch of raw log-mel crops is normalised with the model's ``norm_stats`` on the training device, masked with
   noise drawn from ``(seed, i)`` and the loss divided by ``accum_iter`` is back-propagated (DDP averages gradients
   over processes on the last micro-batch only); with ``--noise-ratio`` the online encoder sees each crop mixed with
-  a background crop of the same list and the target encoder the clean crop (M2D-X);
+  a background crop of the same list and the target encoder the clean crop (M2D-X; or the mixture too, with
+  ``--noise-target mixture``);
 - on the last micro-batch: optional gradient clipping (after unscaling), an AdamW step, then the target EMA with the
   rate ``ema_decay(i)``, linear from ``--ema-decay-init`` to ``--ema-decay`` over all iterations.
 
