@@ -110,18 +110,20 @@ class LogMelCrops(torch.utils.data.Dataset):
                             "re-create the data with 'm2d-pretrain prepare' or fix --input-size")
         return lms
 
+    def crops(self, items: list[tuple[int, float]]) -> torch.Tensor:
+        """``[(file index, u), ...] -> float32 [b, 1, F, W]``."""
+        out = np.empty((len(items), 1, self.n_mels, self.width), dtype=np.float32)
+        for i, (index, u) in enumerate(items):
+            crop_into(out[i], self.read(index), u)
+        return torch.from_numpy(out)
+
     def __getitem__(self, batch: list[tuple]) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Items ``(index, u)`` give the crops; items ``(index, u, bg_index, bg_u)`` (a :class:`BatchOrder` with
         ``background=True``) give ``(crops, background crops)``."""
-        out = np.empty((len(batch), 1, self.n_mels, self.width), dtype=np.float32)
-        for i, item in enumerate(batch):
-            crop_into(out[i], self.read(item[0]), item[1])
+        crops = self.crops([item[:2] for item in batch])
         if not batch or len(batch[0]) == 2:
-            return torch.from_numpy(out)
-        bg = np.empty_like(out)
-        for i, item in enumerate(batch):
-            crop_into(bg[i], self.read(item[2]), item[3])
-        return torch.from_numpy(out), torch.from_numpy(bg)
+            return crops
+        return crops, self.crops([item[2:] for item in batch])
 
 
 def log_mix(clean: torch.Tensor, background: torch.Tensor, ratio: float) -> torch.Tensor:

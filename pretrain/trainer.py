@@ -352,7 +352,7 @@ class Trainer:
         sync = self.ddp.no_sync() if (self.ddp is not None and not update) else contextlib.nullcontext()
         with sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                loss = self.net(x, noise, target_lms=target) if target is not None else self.net(x, noise)
+                loss = self.net(x, noise, target_lms=target)
             self.scaler.scale(loss / a.accum_iter).backward()
         if update:
             if a.clip_grad and a.clip_grad > 0:
@@ -417,8 +417,7 @@ class Trainer:
                     loss, updated = self.iteration_step(batch, epoch_iter)
                     window_loss += loss
                     window_n += 1
-                    crops = batch[0] if isinstance(batch, (tuple, list)) else batch
-                    window_samples += crops.shape[0] * self.env.world
+                    window_samples += self.order.global_batch
                     bar.update()
                     if not updated:
                         continue
