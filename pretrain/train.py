@@ -53,6 +53,10 @@ def check(args: argparse.Namespace) -> None:
     if not 0 <= args.noise_ratio < 1:
         raise click.BadParameter("must be in [0, 1): the weight of the background in the mixture",
                                  param_hint="--noise-ratio")
+    for name in ("ema_decay_init", "ema_decay"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise click.BadParameter("must be in [0, 1]: the weight the target keeps at each step (1 - 1/N averages "
+                                     "over about N steps)", param_hint="--" + name.replace("_", "-"))
     for name in ("epochs", "batch_size", "accum_iter", "save_freq", "log_every", "rank_clips"):
         if getattr(args, name) < 1:
             raise click.BadParameter("must be at least 1", param_hint="--" + name.replace("_", "-"))

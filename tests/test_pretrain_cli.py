@@ -221,6 +221,14 @@ def test_background_noise_run_resumes_with_its_ratio_and_differs_from_plain(corp
         assert result.exit_code != 0 and "--noise-ratio" in result.output and "[0, 1)" in result.output
 
 
+def test_ema_rates_outside_0_1_are_refused(corpus, tmp_path):
+    for option in ("--ema-decay-init", "--ema-decay"):
+        for bad in ("-0.5", "1.5", "nan"):
+            result = cli(*train_args(corpus / "data", tmp_path / "o", option, bad), ok=False)
+            assert result.exit_code == 2 and option in result.output and "[0, 1]" in result.output
+            assert "Traceback" not in result.output
+
+
 def make_trainer(data, out, *extra):
     from pretrain.train import namespace, train as command
     from pretrain.trainer import Trainer
