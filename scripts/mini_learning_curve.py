@@ -1,7 +1,7 @@
 """Mini-benchmark linear-probe scores of every saved epoch of a pre-training run, beside its random-init twin.
 
-    python scripts/mini_learning_curve.py runs/default/m2d_vit_tiny-80x208p16x16-mini10kvaried-mr5 \
-        --epochs 4,8,12,16,20 --out results/default_model/curve
+    python scripts/mini_learning_curve.py runs/default/m2d_vit_tiny-80x208p16x16-mini5kopus-b512-mr6 \
+        --epochs 119,238 --out results/default_model/curve
 
 Each checkpoint (``checkpoint-<epoch>.pth``, the online encoder) gets the same linear evaluation as ``m2d-eval all``
 on the mini benchmark (the probe settings its task.json gives, seeds 42-44), and so do two baselines: a randomly
