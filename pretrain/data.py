@@ -138,17 +138,21 @@ def log_mix(clean: torch.Tensor, background: torch.Tensor, ratio: float) -> torc
     return power.clamp_min(torch.finfo(torch.float32).eps).log().to(clean.dtype)
 
 
-def epoch_order(n_items: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """The epoch's permutation of item indices and one crop position ``u`` in [0, 1) per position."""
-    rng = np.random.default_rng([seed, epoch, 0x4D32])
+CROP_STREAM, BACKGROUND_STREAM = 0x4D32, 0x4247   # the random streams of the clean and the background crops
+
+
+def epoch_order(n_items: int, seed: int, epoch: int,
+                stream: int = CROP_STREAM) -> tuple[np.ndarray, np.ndarray]:
+    """The epoch's permutation of item indices and one crop position ``u`` in [0, 1) per position, drawn from the
+    random stream ``(seed, epoch, stream)``."""
+    rng = np.random.default_rng([seed, epoch, stream])
     return rng.permutation(n_items), rng.random(n_items)
 
 
 def background_order(n_items: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """The background crops of an epoch (``--noise-ratio``): a second permutation and crop positions, from a stream
     of their own, so that turning background noise on leaves the clean crops of every step unchanged."""
-    rng = np.random.default_rng([seed, epoch, 0x4247])
-    return rng.permutation(n_items), rng.random(n_items)
+    return epoch_order(n_items, seed, epoch, BACKGROUND_STREAM)
 
 
 @dataclass
