@@ -15,6 +15,8 @@ import soundfile as sf
 
 from m2d_hear.fileio import atomic_path
 
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,6 +41,10 @@ def main() -> None:
                 audio, sr = sf.read(wav, dtype="float32")
             except (sf.LibsndfileError, RuntimeError) as err:
                 raise SystemExit(f"{wav}: cannot be read ({err}); render the pool again or delete the file") from None
+            if sr not in OPUS_RATES:
+                rates = ", ".join(map(str, OPUS_RATES))
+                raise SystemExit(f"{wav}: {sr} Hz, which Opus cannot store (it takes {rates}); resample the pool "
+                                 "to 16 kHz first")
             with atomic_path(dest) as tmp:
                 sf.write(tmp, audio, sr, format="OGG", subtype="OPUS", compression_level=args.level)
         total += dest.stat().st_size

@@ -67,6 +67,11 @@ def test_bad_input_is_one_line(tmp_path):
     (pool / "music" / "pool_music_0.wav").write_bytes(b"RIFF not audio")
     result = run(pool, tmp_path / "out")
     assert result.returncode != 0 and "pool_music_0.wav" in result.stderr and "Traceback" not in result.stderr
+    (pool / "music" / "pool_music_0.wav").unlink()
+    sf.write(pool / "music" / "pool_music_0.wav", np.zeros(4410), 44100)
+    result = run(pool, tmp_path / "out")
+    assert result.returncode != 0 and "pool_music_0.wav" in result.stderr and "44100 Hz" in result.stderr
+    assert "Traceback" not in result.stderr and not list((tmp_path / "out").rglob("*tmp*"))
     for bad in (("--every", "0"), ("--level", "1.5")):
         result = run(pool, tmp_path / "out", *bad)
         assert result.returncode == 2 and bad[0] in result.stderr and "Traceback" not in result.stderr
